@@ -1,0 +1,3 @@
+module pwcli/example/go_wasip1
+
+go 1.24
