@@ -1,0 +1,84 @@
+"""What a replay observed, as plain data: events, header changes, local replies, failures, streams.
+
+Leaf module: the host records into these, the report renders them, nothing here knows a runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Event:
+    """One thing that happened, in order. ``t_ns`` is virtual time since the trace start."""
+
+    t_ns: int
+    ctx: int
+    stream: int | None
+    kind: str  # "callback" | "hostcall" | "log" | "note" | "failure" | "local_reply"
+    name: str
+    args: dict[str, Any]
+    result: Any = None
+
+
+@dataclass(slots=True)
+class HeaderChange:
+    map: str
+    op: str  # "add" | "replace" | "remove" | "set_pairs"
+    name: str
+    before: str | None
+    after: str | None
+    t_ns: int = 0
+
+
+@dataclass
+class LocalReply:
+    status: int
+    details: str
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    grpc_status: int | None
+    callback: str = ""
+    t_ns: int = 0
+
+
+@dataclass
+class Failure:
+    kind: str
+    callback: str
+    ctx: int
+    message: str = ""
+    frames: tuple[str, ...] = ()
+    t_ns: int = 0
+    exit_code: int | None = None
+
+
+@dataclass
+class MessageResult:
+    """Final state of one direction of an HTTP stream, as the proxy would forward it."""
+
+    headers: list[tuple[bytes, bytes]] | None = None
+    body: bytes = b""
+    trailers: list[tuple[bytes, bytes]] | None = None
+    body_changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StreamResult:
+    index: int
+    ctx: int
+    kind: str  # "http" | "tcp"
+    client: str
+    server: str
+    first_packet: int
+    request: MessageResult = field(default_factory=MessageResult)
+    response: MessageResult = field(default_factory=MessageResult)
+    changes: list[HeaderChange] = field(default_factory=list)
+    local_reply: LocalReply | None = None
+    failure: Failure | None = None
+    flags: list[str] = field(default_factory=list)
+    actions: list[tuple[str, str]] = field(default_factory=list)
+    undelivered: list[int] = field(default_factory=list)
+    downstream: bytes = b""
+    upstream: bytes = b""

@@ -1,0 +1,325 @@
+"""The trace: a JSON list of packets (proxy-wasm-cli's format, extended), validated with pydantic.
+
+``load_trace(path)`` returns a ``Trace`` or raises ``TraceError`` with one line naming the file, the
+packet index and the field. ``check_flow`` then pairs packets into connections and streams the way
+the replay will, so a response with no request is reported before anything runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import TraceError
+
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+PSEUDO = re.compile(r"^:[a-z]+$")
+MAX_TEXT = 64 << 20  # one body or payload: 64 MiB
+
+
+def _err(kind: str, msg: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError(kind, msg, ctx)
+
+
+def _port(v: Any) -> int:
+    if isinstance(v, bool):
+        raise _err("port", "port must be an integer 0-65535, got {v}", v=json.dumps(v))
+    if isinstance(v, str):
+        s = v.strip()
+        if not s.isdigit():
+            raise _err("port", "port must be an integer 0-65535, got {v}", v=json.dumps(v))
+        v = int(s)
+    if not isinstance(v, int):
+        raise _err("port", "port must be an integer 0-65535, got {v}", v=json.dumps(v))
+    if not 0 <= v <= 65535:
+        raise _err("port", "port must be 0-65535, got {v}", v=v)
+    return v
+
+
+def _address(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _err("address", "must be an IPv4 or IPv6 address string, got {v}", v=json.dumps(v))
+    try:
+        return str(ipaddress.ip_address(v.strip()))
+    except ValueError:
+        raise _err("address", "not an IPv4 or IPv6 address: {v}", v=json.dumps(v)) from None
+
+
+def _bytes(v: Any) -> bytes:
+    """Text (UTF-8) or {"base64": "..."}."""
+    if isinstance(v, str):
+        out = v.encode("utf-8")
+    elif isinstance(v, dict) and set(v) == {"base64"} and isinstance(v["base64"], str):
+        try:
+            out = base64.b64decode(v["base64"], validate=True)
+        except ValueError:
+            raise _err("base64", "base64: not valid base64") from None
+    else:
+        raise _err("body", 'must be a string or {{"base64": "..."}}')
+    if len(out) > MAX_TEXT:
+        raise _err("size", "too large ({n} bytes, at most {m})", n=len(out), m=MAX_TEXT)
+    return out
+
+
+def _header_list(v: Any) -> list[tuple[str, str]]:
+    if isinstance(v, dict):
+        items = list(v.items())
+    elif isinstance(v, list):
+        items = []
+        for i, pair in enumerate(v):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise _err("pair", "[{i}]: must be a [name, value] pair", i=i)
+            items.append((pair[0], pair[1]))
+    else:
+        raise _err("headers", "must be an object or a list of [name, value] pairs")
+    out = []
+    for name, value in items:
+        if not isinstance(name, str) or not (TOKEN.match(name) or PSEUDO.match(name)):
+            raise _err("name", "invalid header name {n}", n=json.dumps(name))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = json.dumps(value)
+        if not isinstance(value, str):
+            raise _err("value", "header {n}: value must be a string", n=json.dumps(name))
+        if any(c in value for c in "\r\n\0"):
+            raise _err("value", "header {n}: value contains CR, LF or NUL", n=json.dumps(name))
+        out.append((name, value))
+    return out
+
+
+Port = Annotated[int, BeforeValidator(_port)]
+Address = Annotated[str, BeforeValidator(_address)]
+Payload = Annotated[bytes, BeforeValidator(_bytes)]
+HeaderList = Annotated[list[tuple[str, str]], BeforeValidator(_header_list)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    near = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+                    hint = f" (did you mean {near[0]!r}?)" if near else ""
+                    raise _err("unknown", "unknown key {k}{h}", k=json.dumps(key), h=hint)
+        return data
+
+
+class Packet(_Strict):
+    """One packet of the trace. ``forward_direction`` true means client -> server."""
+
+    sip: Address
+    sp: Port
+    dip: Address
+    dp: Port
+    forward_direction: bool
+    delta_ms: float = Field(default=0, ge=0)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    scheme: Literal["http", "https"] = "http"
+    method: str | None = None
+    uri_path: str | None = None
+    query_params: dict[str, str] | None = None
+    host: str | None = None
+    headers: HeaderList | None = None
+    body: Payload | None = None
+    status: int = Field(default=200, ge=100, le=999)
+    trailers: HeaderList | None = None
+    end_stream: bool = True
+    data: Payload | None = None
+    close: Literal["fin", "rst"] | None = None
+    expect: dict[str, Any] | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str | None) -> str | None:
+        if v is not None and not TOKEN.match(v):
+            raise _err("method", "not an HTTP method token: {v}", v=json.dumps(v))
+        return v
+
+    @field_validator("uri_path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("/") or v == "*"):
+            raise _err("path", "must start with '/', got {v}", v=json.dumps(v))
+        if v is not None and any(c in v for c in " \r\n\0"):
+            raise _err("path", "contains a space, CR, LF or NUL")
+        return v
+
+    @field_validator("delta_ms", mode="before")
+    @classmethod
+    def _delta(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise _err("delta", "must be a number of milliseconds, got {v}", v=json.dumps(v))
+        if v < 0:
+            raise _err("delta", "must not be negative, got {v}", v=v)
+        return v
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.data is not None or self.close is not None
+
+    @property
+    def client(self) -> tuple[str, int]:
+        return (self.sip, self.sp) if self.forward_direction else (self.dip, self.dp)
+
+    @property
+    def server(self) -> tuple[str, int]:
+        return (self.dip, self.dp) if self.forward_direction else (self.sip, self.sp)
+
+    @property
+    def key(self) -> tuple[str, int, str, int, str]:
+        """The canonical 5-tuple: client ip, client port, server ip, server port, protocol."""
+        c, s = self.client, self.server
+        return (c[0], c[1], s[0], s[1], self.protocol)
+
+
+class PluginInputs(_Strict):
+    """Trace-level plugin inputs, so a golden pins them; command-line options override them."""
+
+    root_id: str | None = None
+    configuration: str | None = None
+    vm_configuration: str | None = None
+    environment: dict[str, str] | None = None
+    log_level: Literal["trace", "debug", "info", "warn", "error", "critical"] | None = None
+
+
+class UpstreamResponse(_Strict):
+    """A declared answer to ``proxy_http_call`` / gRPC calls to one upstream (cluster)."""
+
+    status: int = Field(default=200, ge=100, le=999)
+    headers: HeaderList | None = None
+    body: Payload | None = None
+    trailers: HeaderList | None = None
+    delay_ms: float = Field(default=0, ge=0)
+    # gRPC
+    grpc_status: int | None = Field(default=None, ge=0, le=16)
+    grpc_message: str | None = None
+    initial_metadata: HeaderList | None = None
+    messages: list[Payload] | None = None
+    trailing_metadata: HeaderList | None = None
+    fail: Literal["reset", "timeout"] | None = None
+
+
+class Trace(_Strict):
+    version: Literal[1] = 1
+    packets: list[Packet]
+    plugin: PluginInputs | None = None
+    properties: dict[str, Any] | None = None
+    upstreams: dict[str, UpstreamResponse | list[UpstreamResponse]] | None = None
+    expect: dict[str, Any] | None = None
+    source: str = Field(default="<trace>", exclude=True)
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read and validate a trace file. Raises TraceError with one line."""
+    name = str(path)
+    try:
+        text = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TraceError("no such file", path=name) from None
+    except OSError as exc:
+        raise TraceError(f"cannot read: {exc.strerror or exc}", path=name) from None
+    try:
+        raw = json.loads(text)
+    except UnicodeDecodeError:
+        raise TraceError("not UTF-8 text", path=name) from None
+    except json.JSONDecodeError as exc:
+        raise TraceError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=name
+        ) from None
+    return parse_trace(raw, source=name)
+
+
+def parse_trace(raw: Any, *, source: str = "<trace>") -> Trace:
+    """Validate an already-decoded trace (a list of packets or an object with ``packets``)."""
+    if isinstance(raw, list):
+        raw = {"packets": raw}
+        listed = True
+    elif isinstance(raw, dict):
+        listed = False
+        if "packets" not in raw:
+            raise TraceError('an object trace needs a "packets" array', path=source)
+    else:
+        raise TraceError("a trace is a JSON array of packets or an object with packets", path=source)
+    try:
+        trace = Trace.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        raise _trace_error(exc, source, listed) from None
+    check_flow(trace)
+    return trace
+
+
+def _trace_error(exc: ValidationError, source: str, listed: bool) -> TraceError:
+    err = exc.errors(include_url=False)[0]
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    msg = err["msg"]
+    if err["type"] == "missing":
+        msg = "required"
+    elif err["type"] == "literal_error":
+        msg = f"{msg}, got {json.dumps(err.get('input'))}"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    packet = None
+    if len(loc) >= 2 and loc[0] == "packets" and isinstance(loc[1], int):
+        packet = loc[1]
+        loc = loc[2:]
+    elif loc and loc[0] == "packets" and listed:
+        loc = loc[1:]
+    field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    return TraceError(msg, path=source, packet=packet, field=field or None)
+
+
+def check_flow(trace: Trace) -> None:
+    """Pair packets as the replay will; a response with no request is an error naming the packet."""
+    conns: dict[tuple[str, int, str, int, str], dict[str, Any]] = {}
+    for i, p in enumerate(trace.packets):
+        conn = conns.setdefault(p.key, {"tcp": p.is_tcp, "open": [], "req_open": False})
+        fail = _flow_error(conn, p)
+        if fail:
+            raise TraceError(fail[1], path=trace.source, packet=i, field=fail[0])
+
+
+def _flow_error(conn: dict[str, Any], p: Packet) -> tuple[str | None, str] | None:
+    if conn["tcp"] != p.is_tcp:
+        return None, "mixes TCP data packets and HTTP packets on one connection"
+    if p.is_tcp:
+        return None
+    open_streams: list[dict[str, bool]] = conn["open"]
+    if p.forward_direction:
+        if not conn["req_open"]:
+            for key in ("method", "uri_path"):
+                if getattr(p, key) is None:
+                    return key, "required on a packet that opens a request"
+            open_streams.append({"resp_started": False})
+        elif p.method is not None or p.headers is not None:
+            return "headers", "the request is still open (end_stream false): send body or trailers"
+        conn["req_open"] = not p.end_stream
+        return None
+    if not open_streams:
+        return None, "a response with no request on its connection (client {}:{})".format(*p.client)
+    stream = open_streams[0]
+    if stream["resp_started"] and p.headers is not None:
+        return "headers", "the response is still open (end_stream false): send body or trailers"
+    stream["resp_started"] = True
+    if p.end_stream:
+        open_streams.pop(0)
+    return None
