@@ -252,7 +252,8 @@ class Replayer:
         self.failures.append(f)
         if self.vm_failure is None or self.o.failure_policy != "reload":
             self.vm_failure = f
-        self.host.record("failure", trap.kind, {"callback": callback, "context_id": ctx}, trap.message)
+        # The engine's own message differs between runtimes: it goes in the table, not the event.
+        self.host.record("failure", trap.kind, {"callback": callback, "context_id": ctx})
         if self.o.fail_fast:
             self.fail_fast_hit = True
         return f
@@ -305,10 +306,10 @@ class Replayer:
             if self.fail_fast_hit:
                 self.warnings.append(f"--fail-fast: stopped before packet {index}")
                 break
-            self.now_ns += round(packet.delta_ms * NS_PER_MS)
+            target = self.now_ns + round(packet.delta_ms * NS_PER_MS)
             if self.o.pace is not None:
-                self.o.pace(index, self.now_ns)
-            self._run_timers(self.now_ns)
+                self.o.pace(index, target)
+            self._run_timers(target)
             self._packet(index, packet, vm_ok)
             count += 1
         if not self.fail_fast_hit:
@@ -555,9 +556,9 @@ class Replayer:
         m = s.req if d == "req" else s.resp
         what = "request" if d == "req" else "response"
         if m.paused is None:
-            self.host.record("note", "continue_ignored", {"stream": what, "reason": "not paused"})
+            self.host.record("note", "continue_ignored", {"stream": what, "reason": "not paused"}, ctx=s)
             return
-        self.host.record("note", "resumed", {"stream": what, "from": m.paused})
+        self.host.record("note", "resumed", {"stream": what, "from": m.paused}, ctx=s)
         if m.paused == "headers":
             m.paused = None
             _coalesce_body(m)
@@ -574,7 +575,7 @@ class Replayer:
         if s.finished:
             return
         s.result.flags.append("reset_by_plugin")
-        self.host.record("note", "stream_reset", {"stream": StreamType(stype).name.lower()})
+        self.host.record("note", "stream_reset", {"stream": StreamType(stype).name.lower()}, ctx=s)
         s.req.pending.clear()
         s.resp.pending.clear()
         s.held.clear()
@@ -589,7 +590,7 @@ class Replayer:
         s.local_reply_sent = True
         s.result.local_reply = lr
         self.host.record("local_reply", "send_local_response",
-                         {"status": lr.status, "details": lr.details})
+                         {"status": lr.status, "details": lr.details}, ctx=s)
         s.req.pending.clear()
         s.req.paused = None
         s.req.headers_live = s.req.body_live = s.req.trailers_live = False
@@ -628,7 +629,7 @@ class Replayer:
             return
         if r == 0:
             s.done_pending = True
-            self.host.record("note", "done_deferred", {"reason": "proxy_on_done returned false"})
+            self.host.record("note", "done_deferred", {"reason": "proxy_on_done returned false"}, ctx=s)
             self._after_callback()
             return
         self._log_and_delete(s)

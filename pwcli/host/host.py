@@ -17,7 +17,7 @@ from ..events import Event, HeaderChange, LocalReply
 from .codec import Pairs, decode_pairs, split_path
 from .contexts import Context, Message, RootContext, StreamContext
 from .headers import HeaderMap
-from .properties import STREAM_PROPERTIES, encode_value
+from .properties import INT_PROPERTIES, STREAM_PROPERTIES, encode_value
 from .spec import (
     V010,
     BufferType,
@@ -129,8 +129,11 @@ class Host:
         c = self.effective or self.current
         return c.result.index if isinstance(c, StreamContext) else None
 
-    def record(self, kind: str, name: str, args: dict[str, Any], result: Any = None) -> Event:
-        c = self.effective or self.current
+    def record(
+        self, kind: str, name: str, args: dict[str, Any], result: Any = None,
+        ctx: Context | None = None,
+    ) -> Event:
+        c = ctx or self.effective or self.current
         ev = Event(
             self.now_ns,
             c.id if c is not None else 0,
@@ -474,7 +477,10 @@ class Host:
         if value is None:
             self._rec("proxy_get_property", {"path": name}, NOT_FOUND)
             return NOT_FOUND, b""
-        self._rec("proxy_get_property", {"path": name}, OK, _preview(value))
+        shown: Any = _preview(value)
+        if name in INT_PROPERTIES and len(value) == 8:
+            shown = int.from_bytes(value, "little", signed=True)
+        self._rec("proxy_get_property", {"path": name}, OK, shown)
         return OK, value
 
     def _property(self, segs: tuple[str, ...]) -> bytes | None:

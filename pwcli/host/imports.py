@@ -90,9 +90,11 @@ class Imports:
     # -- building ---------------------------------------------------------------------------
     def build(self, imports: Sequence[Import], version: str) -> list[HostFunction]:
         out = []
+        seen = set()
         for imp in imports:
-            if imp.kind != "func" or imp.type is None:
-                continue
+            if imp.kind != "func" or imp.type is None or (imp.module, imp.name) in seen:
+                continue  # a module may import the same function twice (Go imports fd_write so)
+            seen.add((imp.module, imp.name))
             fn = self._function(imp, version)
             out.append(HostFunction(imp.module, imp.name, imp.type.params, imp.type.results, fn))
         return out

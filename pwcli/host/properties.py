@@ -51,6 +51,14 @@ SERVED: dict[str, str] = {
 }
 
 
+# Properties whose value is an int64 (shown decoded in events).
+INT_PROPERTIES = frozenset({
+    "source.port", "destination.port", "upstream.port", "connection.id", "request.time",
+    "request.duration", "request.size", "request.total_size", "response.code", "response.size",
+    "response.total_size",
+})
+
+
 def encode_value(value: Any) -> bytes:
     """A trace-level or --property value in Envoy's encoding."""
     if isinstance(value, bool):

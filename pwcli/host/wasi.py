@@ -74,7 +74,8 @@ class Wasi:
         if clock == 0:
             value = self.host.wall_ns()
         elif clock == 1:
-            value = self.host.now_ns
+            # Virtual monotonic time, from 1 ns: Go's runtime aborts on a zero clock at start-up.
+            value = self.host.now_ns + 1
         else:
             return self._rec("clock_time_get", {"clock": clock}, NOTSUP)
         self.mem.write_u64(out, value)
