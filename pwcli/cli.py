@@ -199,18 +199,30 @@ def runtimes_cmd(fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps([i.__dict__ for i in infos], indent=2, sort_keys=True))
         return
-    from rich.table import Table
-
+    from .inspect_report import render_runtimes
     from .report import make_console
 
-    table = Table(title="pwcli runtimes", title_justify="left")
-    for col in ("runtime", "available", "version", "library", "features / how to install"):
-        table.add_column(col, overflow="fold")
-    for i in infos:
-        feats = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in sorted(i.features.items()))
-        table.add_row(i.name, "yes" if i.available else "no", i.version or "-",
-                      i.location or "-", (feats + ("; " if feats and i.detail else "") + i.detail))
-    make_console().print(table)
+    render_runtimes(infos, make_console())
+
+
+@main.command("inspect", context_settings=CONTEXT)
+@click.argument("plugin", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def inspect_cmd(plugin: str, fmt: str) -> None:
+    """What PLUGIN (.wasm) is, needs and gets: ABI, exports, imports, toolchain, and whether it runs."""
+    from .inspect import inspect_plugin
+    from .inspect_report import render_inspect
+    from .report import dumps, make_console
+
+    def run() -> int:
+        report = inspect_plugin(plugin)
+        if fmt == "json":
+            click.echo(dumps(report), nl=False)
+        else:
+            render_inspect(report, make_console())
+        return 0
+
+    sys.exit(_guard(run))
 
 
 def _guard(fn: Any) -> int:

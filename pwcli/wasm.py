@@ -84,6 +84,8 @@ class ModuleInfo:
     custom: list[tuple[str, bytes]] = field(default_factory=list)
     function_names: dict[int, str] = field(default_factory=dict)
     has_start_section: bool = False
+    module_name: str | None = None
+    producers: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def export(self, name: str) -> Export | None:
         for exp in self.exports:
@@ -190,6 +192,8 @@ class _Malformed(Exception):
 
 def parse_module(data: bytes, *, source: str = "<wasm>") -> ModuleInfo:
     """Read a core wasm module's interface. Raises PluginLoadError with one clear line."""
+    if not data:
+        raise PluginLoadError(f"{source}: empty file, not a WebAssembly module")
     if len(data) < 8 or data[:4] != MAGIC:
         if data[:4] == MAGIC[: len(data[:4])] and len(data) < 8:
             raise PluginLoadError(f"{source}: truncated wasm module ({len(data)} bytes)")
@@ -229,6 +233,9 @@ def _parse_sections(data: bytes) -> ModuleInfo:
             info.custom.append((name, payload))
             if name == "name":
                 info.function_names = _function_names(payload)
+                info.module_name = _module_name(payload)
+            elif name == "producers":
+                info.producers = _producers(payload)
         elif sid == 1:
             types = _types(s)
         elif sid == 2:
@@ -304,3 +311,36 @@ def _function_names(payload: bytes) -> dict[int, str]:
         pass
     return names
 
+
+
+def _module_name(payload: bytes) -> str | None:
+    """The name section's module name (subsection 0), if any."""
+    r = _Reader(payload)
+    try:
+        while r.pos < r.end:
+            sub, size = r.byte(), r.u32()
+            end = r.pos + size
+            if sub == 0:
+                return r.bytes(r.u32()).decode("utf-8", "replace")
+            r.pos = end
+    except (_Truncated, _Malformed):
+        pass
+    return None
+
+
+def _producers(payload: bytes) -> dict[str, list[tuple[str, str]]]:
+    """The tool-conventions ``producers`` section: field (language, processed-by, sdk) ->
+    [(name, version)]. A malformed section yields what was read before the damage."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    r = _Reader(payload)
+    try:
+        for _ in range(r.u32()):
+            fname = r.bytes(r.u32()).decode("utf-8", "replace")
+            values = out.setdefault(fname, [])
+            for _ in range(r.u32()):
+                name = r.bytes(r.u32()).decode("utf-8", "replace")
+                version = r.bytes(r.u32()).decode("utf-8", "replace")
+                values.append((name, version))
+    except (_Truncated, _Malformed):
+        pass
+    return out

@@ -33,9 +33,11 @@ def runtime(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def wat_module(body: str, *, abi: str = "0_2_1", memory: bool = True, alloc: bool = True) -> bytes:
+def wat_module(
+    body: str, *, abi: str | None = "0_2_1", memory: bool = True, alloc: bool = True
+) -> bytes:
     """A guest: ``body`` (imports, funcs, exports) plus the ABI marker, a memory and a bump allocator
-    exported as ``malloc`` that hands out memory from 0x10000 upward."""
+    exported as ``malloc`` that hands out memory from 0x10000 upward. ``abi=None``: no marker."""
     parts = ["(module", body]
     if memory:
         parts.append('(memory (export "memory") 2)')
@@ -46,7 +48,8 @@ def wat_module(body: str, *, abi: str = "0_2_1", memory: bool = True, alloc: boo
             " global.get $heap local.set $p"
             " global.get $heap local.get $n i32.add global.set $heap local.get $p)"
         )
-    parts.append(f'(func (export "proxy_abi_version_{abi}"))')
+    if abi is not None:
+        parts.append(f'(func (export "proxy_abi_version_{abi}"))')
     parts.append(")")
     return wasmtime.wat2wasm("\n".join(parts))
 
