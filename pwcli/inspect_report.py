@@ -7,8 +7,14 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .runtimes.base import RuntimeInfo
+
+
+def _row(table: Table, *cells: str) -> None:
+    """Cells are plain text: names come from the module and must never be read as rich markup."""
+    table.add_row(*(Text(c) for c in cells))
 
 
 def _size(n: int) -> str:
@@ -123,7 +129,7 @@ def _callbacks_table(report: dict[str, Any]) -> Table | None:
             check = "ok" if cb["ok"] else f"MISMATCH: want {cb['expected']}"
             if cb["note"]:
                 check += f" ({cb['note']})" if cb["ok"] else f"; {cb['note']}"
-            table.add_row(group if i == 0 else "", cb["name"], cb["signature"], check)
+            _row(table, group if i == 0 else "", cb["name"], cb["signature"], check)
             rows += 1
     return table if rows else None
 
@@ -162,7 +168,7 @@ def _imports_table(report: dict[str, Any]) -> Table | None:
         if n:
             table.add_section()
         for i, e in enumerate(entries):
-            table.add_row(group if i == 0 else "", *_import_row(e, bare=group != "other"))
+            _row(table, group if i == 0 else "", *_import_row(e, bare=group != "other"))
     return table if groups else None
 
 
@@ -196,16 +202,16 @@ def _grid() -> Table:
 
 def render_inspect(report: dict[str, Any], console: Console) -> None:
     head = _grid()
-    head.add_row("ABI", abi_line(report["abi"]))
-    head.add_row("start-up", startup_line(report["startup"]))
-    head.add_row("allocator", allocator_line(report["allocator"]))
-    head.add_row("memory", memory_line(report["memory"]))
-    head.add_row("size", f"{report['size']} bytes ({_size(report['size'])})"
+    _row(head, "ABI", abi_line(report["abi"]))
+    _row(head, "start-up", startup_line(report["startup"]))
+    _row(head, "allocator", allocator_line(report["allocator"]))
+    _row(head, "memory", memory_line(report["memory"]))
+    _row(head, "size", f"{report['size']} bytes ({_size(report['size'])})"
                  if report["size"] >= 1024 else f"{report['size']} bytes")
-    head.add_row("sha256", report["sha256"])
+    _row(head, "sha256", report["sha256"])
     for key, value in toolchain_lines(report["toolchain"]):
-        head.add_row(key, value)
-    console.print(f"pwcli inspect: {report['file']}")
+        _row(head, key, value)
+    console.print(f"pwcli inspect: {report['file']}", markup=False)
     console.print(head)
     for table, empty in ((_callbacks_table(report), "Callbacks (exports): none"),
                          (_imports_table(report), "Imports: none")):
@@ -221,14 +227,14 @@ def render_inspect(report: dict[str, Any], console: Console) -> None:
         grid.add_column(overflow="fold")
         for e in others:
             kind = f"{e['kind']} {e['signature']}" if e["signature"] else e["kind"]
-            grid.add_row(f"  {e['name']}", kind, e["note"] or "")
+            _row(grid, f"  {e['name']}", kind, e["note"] or "")
         console.print(grid)
     else:
         console.print("Other exports: none")
     console.print()
     verdict = _grid()
     for label, text in verdict_rows(report):
-        verdict.add_row(label, text)
+        _row(verdict, label, text)
     console.print(verdict)
 
 
@@ -241,20 +247,18 @@ def render_runtimes(infos: Sequence[RuntimeInfo], console: Console) -> None:
         console.print()
         state = (f"available, version {info.version or 'unknown'}" if info.available
                  else "not available")
-        console.print(f"{info.name.ljust(width)}  {state}")
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True)
-        grid.add_column(overflow="fold")
+        console.print(f"{info.name.ljust(width)}  {state}", markup=False)
+        rows: list[tuple[str, str]] = []
         if info.location:
-            grid.add_row("  library ", info.location)
+            rows.append(("library", info.location))
         if info.features:
             on = [k for k, v in sorted(info.features.items()) if v]
             off = [k for k, v in sorted(info.features.items()) if not v]
             text = ", ".join(on) or "none"
             if off:
                 text += f" (without {', '.join(off)})"
-            grid.add_row("  features", text)
+            rows.append(("features", text))
         if info.detail:
-            grid.add_row("  notes   ", info.detail)
-        if grid.row_count:
-            console.print(grid)
+            rows.append(("notes", info.detail))
+        for label, text in rows:  # never folded: a path stays one line to copy
+            console.print(f"  {label:<8}  {text}", soft_wrap=True, markup=False)

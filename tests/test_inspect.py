@@ -215,6 +215,18 @@ def test_toolchain_from_producers_and_name_section(tmp_path: Path) -> None:
     }
 
 
+def test_names_are_never_markup(tmp_path: Path) -> None:
+    path = tmp_path / "m.wasm"
+    path.write_bytes(wat_module(
+        '(import "[red]mod" "[bold]f" (func (param i32)))' + _CALLBACKS
+        + '(func (export "[bold]x[/bold]"))'
+    ))
+    code, out, _ = _invoke("inspect", str(path))
+    assert code == 0
+    assert "│ other" in out and "[red]mod.[bold]f" in out
+    assert "  [bold]x[/bold]  func void -> void" in out
+
+
 def test_truncated_first_20_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("cut.wasm").write_bytes((EXAMPLES / "myproject.wasm").read_bytes()[:20])
@@ -305,7 +317,7 @@ def test_render_runtimes_exact(tmp_path: Path) -> None:
         RuntimeInfo("wasmtime", True, "50.0.1", "/lib/libwasmtime.so", "bundled with the wheel",
                     {"simd": True, "tail_call": False}),
         RuntimeInfo("wamr", False,
-                    detail="libiwasm.so not found (looked in /usr/lib); pip install x"),
+                    detail="libiwasm.so not found (looked in /usr/lib); pip install 'pwcli[wamr]'"),
         RuntimeInfo("wasmedge", True, None, None, "", {}),
     ]
     out = tmp_path / "out.txt"
@@ -320,7 +332,7 @@ def test_render_runtimes_exact(tmp_path: Path) -> None:
         "  notes     bundled with the wheel",
         "",
         "wamr      not available",
-        "  notes     libiwasm.so not found (looked in /usr/lib); pip install x",
+        "  notes     libiwasm.so not found (looked in /usr/lib); pip install 'pwcli[wamr]'",
         "",
         "wasmedge  available, version unknown",
     ]
