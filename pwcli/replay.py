@@ -561,6 +561,7 @@ class Replayer:
         self.host.record("note", "resumed", {"stream": what, "from": m.paused}, ctx=s)
         if m.paused == "headers":
             m.paused = None
+            m.headers_live = False  # Envoy's continueStream drops its pointer to the headers
             _coalesce_body(m)
         elif m.paused == "body":
             self._release_body(m)
@@ -736,7 +737,11 @@ class Replayer:
     def _fire(self, kind: str, payload: Any) -> None:
         host = self.host
         try:
-            if kind == "tick":
+            call = payload if kind == "callout" else payload[0] if kind == "callout_fail" else None
+            if call is not None and call.cancelled:
+                # Envoy drops the answer of a cancelled call (or of a closed unary call).
+                host.record("note", "callout_cancelled", {"token": call.token})
+            elif kind == "tick":
                 self._callback(self.root, "proxy_on_tick", self.root.id)
                 if not host.tick_changed:
                     self._schedule_tick(self.now_ns)

@@ -88,6 +88,7 @@ class Callout:
     method: str = ""
     sent: list[bytes] = field(default_factory=list)
     closed: bool = False
+    cancelled: bool = False  # cancelled, or a unary gRPC call closed: its answer is dropped
 
 
 class Host:
@@ -420,6 +421,8 @@ class Host:
 
     # -- stream control ---------------------------------------------------------------------
     def proxy_continue_stream(self, stype: int) -> int:
+        if stype == StreamType.UPSTREAM:  # Envoy's continueStream cannot resume the upstream side
+            return self._rec("proxy_continue_stream", {"stream": "upstream"}, Status.UNIMPLEMENTED)
         return self._stream_op("proxy_continue_stream", stype, "resume")
 
     def proxy_close_stream(self, stype: int) -> int:
@@ -452,7 +455,8 @@ class Host:
         headers: Pairs | None,
         grpc_status: int,
     ) -> int:
-        grpc = None if grpc_status in (0xFFFFFFFF, -1) else grpc_status
+        # Envoy: only 0..16 is a gRPC status; anything else (the SDKs' -1) means "not gRPC".
+        grpc = grpc_status if 0 <= grpc_status <= 16 else None
         args = {
             "status": status,
             "details": _text(details),
@@ -604,7 +608,8 @@ class Host:
         args = {"metric": m.name if m else mid, "delta": delta}
         if m is None:
             return self._rec("proxy_increment_metric", args, NOT_FOUND)
-        if m.type == MetricType.HISTOGRAM or (m.type == MetricType.COUNTER and delta < 0):
+        # Envoy: a counter only goes up (a delta of 0 too is BAD_ARGUMENT); no histograms.
+        if m.type == MetricType.HISTOGRAM or (m.type == MetricType.COUNTER and delta <= 0):
             return self._rec("proxy_increment_metric", args, BAD_ARGUMENT)
         m.value += delta
         return self._rec("proxy_increment_metric", args, OK)
@@ -615,8 +620,8 @@ class Host:
         if m is None:
             return self._rec("proxy_record_metric", args, NOT_FOUND)
         if m.type == MetricType.COUNTER:
-            return self._rec("proxy_record_metric", args, BAD_ARGUMENT)
-        if m.type == MetricType.HISTOGRAM:
+            m.value += value & 0xFFFFFFFFFFFFFFFF  # Envoy's recordMetric adds to a counter
+        elif m.type == MetricType.HISTOGRAM:
             m.samples.append(value)
         else:
             m.value = value
@@ -713,7 +718,7 @@ class Host:
         call = self.callouts.pop(token, None)
         if call is None:
             return self._rec("proxy_grpc_cancel", {"token": token}, NOT_FOUND)
-        call.closed = True
+        call.closed = call.cancelled = True
         return self._rec("proxy_grpc_cancel", {"token": token}, OK)
 
     def proxy_grpc_close(self, token: int) -> int:
@@ -721,6 +726,9 @@ class Host:
         if call is None:
             return self._rec("proxy_grpc_close", {"token": token}, NOT_FOUND)
         call.closed = True
+        # Envoy: closing a unary call cancels it; closing a stream half-closes it (the server's
+        # remaining messages still arrive).
+        call.cancelled = call.kind != "grpc_stream"
         del self.callouts[token]
         return self._rec("proxy_grpc_close", {"token": token}, OK)
 

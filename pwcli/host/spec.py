@@ -260,7 +260,7 @@ WASI_FUNCTIONS: dict[str, Signature] = {
         sched_yield=">i",
         sock_accept="iii>i",
         sock_recv="iiiiii>i",
-        sock_send="iiiiii>i",
+        sock_send="iiiii>i",  # (fd, si_data, si_data_len, si_flags, *nsent)
         sock_shutdown="ii>i",
     ).items()
 }

@@ -111,19 +111,19 @@ class Wasi:
             parts.append(self.mem.read(ptr, size))
         return b"".join(parts)
 
-    def fd_write(self, fd: int, iovs: int, count: int, nwritten: int) -> int:
+    def fd_write(self, fd: int, iovs: int, count: int, nwritten: int, name: str = "fd_write") -> int:
         if fd not in STDIO:
-            return self._rec("fd_write", {"fd": fd}, BADF)
+            return self._rec(name, {"fd": fd}, BADF)
         try:
             data = self._gather(iovs, count)
         except _Inval:
-            return self._rec("fd_write", {"fd": fd}, INVAL)
+            return self._rec(name, {"fd": fd}, INVAL)
         self.mem.write_u32(nwritten, len(data))
         self._emit(fd, data)
         return SUCCESS
 
     def fd_pwrite(self, fd: int, iovs: int, count: int, offset: int, nwritten: int) -> int:
-        return self.fd_write(fd, iovs, count, nwritten)
+        return self.fd_write(fd, iovs, count, nwritten, "fd_pwrite")
 
     def _emit(self, fd: int, data: bytes) -> None:
         # Buffered per line: TinyGo writes a panic one byte per call (ABI.md 10.14).
