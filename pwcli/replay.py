@@ -800,7 +800,9 @@ class Replayer:
         host = self.host
         host.callouts.pop(call.token, None)
         if call.kind == "http":
-            # Envoy's onFailure: the response callback with no headers, body or trailers.
+            # Envoy's onFailure: the response callback with no headers, body or trailers, and
+            # proxy_get_status answering BrokenConnection (11), "reset".
+            host.status = (11, b"reset")
             self._callback(self.root, "proxy_on_http_call_response", self.root.id, call.token, 0, 0, 0)
         else:
             host.status = (14, b"upstream unavailable")  # gRPC UNAVAILABLE

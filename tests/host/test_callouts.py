@@ -93,13 +93,16 @@ def test_http_call_argument_checks(tmp_path: Path, runtime: str) -> None:
 def test_timeout_and_reset_deliver_a_failed_call(tmp_path: Path, runtime: str) -> None:
     g = Guest()
     g.on("proxy_on_request_headers", call(g, "slow", GOOD, timeout=10) + call(g, "broken", GOOD))
-    g.on("proxy_on_http_call_response", record_args(5) + getp(6) + getb(4))
+    g.on("proxy_on_http_call_response", record_args(5) + getp(6) + getb(4) + status())
     up = {"slow": {"body": "late", "delay_ms": 50}, "broken": {"fail": "reset", "delay_ms": 1}}
     r = g.run(tmp_path, trace(up), runtime=runtime)
+    # Envoy's onHttpCallFailure: no headers, body or trailers; proxy_get_status says
+    # BrokenConnection (11), "reset".
+    failed = [BAD_ARGUMENT, UNTOUCHED, NOT_FOUND, UNTOUCHED, OK, b"reset", u32(11)]
     assert r.tape == [
         OK, u32(1), OK, u32(2),
-        1, 2, 0, 0, 0, BAD_ARGUMENT, UNTOUCHED, NOT_FOUND, UNTOUCHED,  # reset at 1 ms
-        1, 1, 0, 0, 0, BAD_ARGUMENT, UNTOUCHED, NOT_FOUND, UNTOUCHED,  # timeout at 10 ms
+        1, 2, 0, 0, 0, *failed,  # reset at 1 ms
+        1, 1, 0, 0, 0, *failed,  # timeout at 10 ms
     ]
     assert [e.t_ns // MS for e in r.run.events if e.name == "proxy_on_http_call_response"] == [1, 10]
     assert [e.args["reason"] for e in r.notes("callout_failed")] == ["reset", "timeout"]
