@@ -1,8 +1,20 @@
-"""pwcli: run proxy-wasm plugins outside a proxy."""
+"""pwcli: run proxy-wasm plugins outside a proxy.
+
+The public API, for scripts and tests::
+
+    import pwcli
+
+    run = pwcli.replay(pwcli.load_plugin("filter.wasm"), pwcli.load_trace("trace.json"))
+    assert run.stream(0).response.header("x-wasm-custom") == "FOO"
+    report = pwcli.to_json(run)            # the canonical JSON report (a dict)
+    pwcli.check_golden("golden.json", report).ok
+
+Everything else (``pwcli.replay.Replayer``, ``pwcli.host``, ``pwcli.runtimes``) is internal.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from .errors import (
     BackendError,
@@ -12,17 +24,21 @@ from .errors import (
     PwcliError,
     TraceError,
 )
+from .events import Event, StreamResult
+from .golden import check as check_golden
 from .plugin import Plugin, load_plugin
 from .replay import ReplayOptions, Run, replay
+from .report import to_json
 from .trace import Packet, Trace, load_trace, parse_trace
 
 try:
-    __version__ = version("pwcli")
-except PackageNotFoundError:  # pragma: no cover
+    __version__ = _metadata.version("pwcli")
+except _metadata.PackageNotFoundError:  # pragma: no cover
     __version__ = "0+unknown"
 
 __all__ = [
     "BackendError",
+    "Event",
     "GuestTrap",
     "InputError",
     "Packet",
@@ -31,11 +47,14 @@ __all__ = [
     "PwcliError",
     "ReplayOptions",
     "Run",
+    "StreamResult",
     "Trace",
     "TraceError",
     "__version__",
+    "check_golden",
     "load_plugin",
     "load_trace",
     "parse_trace",
     "replay",
+    "to_json",
 ]

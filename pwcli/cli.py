@@ -125,17 +125,30 @@ def main() -> None:
 @click.option("--no-cache", is_flag=True, help="Do not use the compiled-module cache.")
 @click.option("--realtime", is_flag=True, help="Sleep the recorded gaps between packets.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table",
-              show_default=True, help="Output format.")
-def replay_cmd(trace: str, wasm: str, runtime: str, root_id: str | None, vm_id: str,
-               plugin_name: str | None, config: str | None, vm_config: str | None,
+              show_default=True, help="Output format (with --golden: printed only when given).")
+@click.option("--golden", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="Compare the JSON report with FILE (ignoring the runtime): exit 0 equal, 1 not.")
+@click.option("--update-golden", is_flag=True, help="Write the --golden FILE from this run.")
+@click.pass_context
+def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id: str | None,
+               vm_id: str, plugin_name: str | None, config: str | None, vm_config: str | None,
                env: tuple[str, ...], props: tuple[str, ...], log_level: str | None, seed: int,
                start_time: str | None, abi: str | None, lenient: bool, failure_policy: str,
                fail_fast: bool, drain_ms: float, budget: int, max_memory: int, no_cache: bool,
-               realtime: bool, fmt: str) -> None:
-    """Replay TRACE through the plugin and report every callback, host call and mutation."""
+               realtime: bool, fmt: str, golden: str | None, update_golden: bool) -> None:
+    """Replay TRACE through the plugin and report every callback, host call and mutation.
+
+    With --golden or expect blocks in the trace, the exit status is the comparison's only.
+    """
+    from .expect import Checker, has_expectations
     from .plugin import load_plugin
     from .report import dumps, event_line, make_console, render_table, to_json
     from .trace import load_trace
+
+    if update_golden and golden is None:
+        raise click.UsageError("--update-golden needs --golden FILE")
+    show_report = golden is None or (
+        ctx.get_parameter_source("fmt") == click.core.ParameterSource.COMMANDLINE)
 
     def run() -> int:
         options = ReplayOptions(
@@ -158,15 +171,20 @@ def replay_cmd(trace: str, wasm: str, runtime: str, root_id: str | None, vm_id: 
             pace=Pacer(1.0) if realtime else None,
         )
         tr = load_trace(trace)
+        checker = Checker(tr) if has_expectations(tr) else None
         plugin = load_plugin(wasm, abi=abi, lenient=lenient)
         from .replay import Replayer
 
         replayer = Replayer(plugin, tr, options)
-        if fmt == "jsonl":
+        if checker is not None:
+            replayer.after_packet = checker.after_packet
+        if fmt == "jsonl" and show_report:
             out = click.get_text_stream("stdout")
             replayer.sink = lambda ev: out.write(event_line(ev) + "\n")
         result: Run = replayer.run()
-        if fmt == "json":
+        if not show_report:
+            pass
+        elif fmt == "json":
             click.echo(dumps(to_json(result)), nl=False)
         elif fmt == "jsonl":
             from .report import summary
@@ -174,10 +192,13 @@ def replay_cmd(trace: str, wasm: str, runtime: str, root_id: str | None, vm_id: 
             click.echo(json.dumps({"summary": summary(result)}, sort_keys=True))
         else:
             render_table(result, make_console())
-        if isinstance(options.pace, Pacer) and fmt == "table":
+        if isinstance(options.pace, Pacer) and fmt == "table" and show_report:
             click.echo(f"pacing: largest drift behind schedule {options.pace.max_drift * 1000:.1f} ms",
                        err=True)
-        return result.exit_code
+        if checker is None and golden is None:
+            return result.exit_code
+        return _compare(result, checker, golden, update_golden,
+                        to_stderr=show_report and fmt != "table")
 
     sys.exit(_guard(run))
 
@@ -223,6 +244,26 @@ def inspect_cmd(plugin: str, fmt: str) -> None:
         return 0
 
     sys.exit(_guard(run))
+
+
+def _compare(result: Run, checker: Any, golden: str | None, update: bool, *, to_stderr: bool) -> int:
+    """Expectations and golden: print what differed; the exit status is the comparison's only."""
+    from . import golden as golden_mod
+    from .report import to_json
+
+    ok = True
+    lines: list[str] = []
+    if checker is not None:
+        outcome = checker.evaluate(result)
+        ok = ok and outcome.ok
+        lines += outcome.lines()
+    if golden is not None:
+        res = golden_mod.check(golden, to_json(result), update=update)
+        ok = ok and res.ok
+        lines += res.lines()
+    for line in lines:
+        click.echo(line, err=to_stderr)
+    return 0 if ok else 1
 
 
 def _guard(fn: Any) -> int:

@@ -64,6 +64,20 @@ class MessageResult:
     body_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
+    @property
+    def header_pairs(self) -> list[tuple[str, str]]:
+        """The final headers as ``(name, value)`` text pairs, in order ([] when none)."""
+        return _text_pairs(self.headers)
+
+    @property
+    def trailer_pairs(self) -> list[tuple[str, str]]:
+        return _text_pairs(self.trailers)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        key = name.lower()
+        return next((v for n, v in self.header_pairs if n == key), None)
+
 @dataclass
 class StreamResult:
     index: int
@@ -82,3 +96,24 @@ class StreamResult:
     undelivered: list[int] = field(default_factory=list)
     downstream: bytes = b""
     upstream: bytes = b""
+
+    @property
+    def request_headers(self) -> list[tuple[str, str]]:
+        return self.request.header_pairs
+
+    @property
+    def response_headers(self) -> list[tuple[str, str]]:
+        return self.response.header_pairs
+
+    @property
+    def request_body(self) -> bytes:
+        return self.request.body
+
+    @property
+    def response_body(self) -> bytes:
+        return self.response.body
+
+
+def _text_pairs(pairs: list[tuple[bytes, bytes]] | None) -> list[tuple[str, str]]:
+    return [(n.decode("utf-8", "backslashreplace"), v.decode("utf-8", "backslashreplace"))
+            for n, v in pairs or []]

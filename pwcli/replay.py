@@ -93,6 +93,7 @@ class Run:
     end_ns: int = 0
     fuel: int = 0
     wall_seconds: float = 0.0
+    expectations: Any = None  # pwcli.expect.Outcome when the trace has expect blocks
 
     @property
     def failed(self) -> bool:
@@ -101,6 +102,25 @@ class Run:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+    def stream(self, index: int) -> StreamResult:
+        """Stream ``index`` (streams are numbered in the order their first packet arrived)."""
+        return self.streams[index]
+
+    def logs(self, stream: int | None = None) -> list[tuple[str, str]]:
+        """``(level, message)`` of every log line shown, or of one stream's."""
+        return [(e.name, e.args["message"]) for e in self.events
+                if e.kind == "log" and (stream is None or e.stream == stream)]
+
+    def hostcalls(self, name: str | None = None, stream: int | None = None) -> list[Event]:
+        """The host calls (all, or those named ``name``), of the whole run or of one stream."""
+        return [e for e in self.events if e.kind == "hostcall" and name in (None, e.name)
+                and (stream is None or e.stream == stream)]
+
+    def callbacks(self, stream: int | None = None) -> list[str]:
+        """The names of the callbacks called, in order."""
+        return [e.name for e in self.events
+                if e.kind == "callback" and (stream is None or e.stream == stream)]
 
 
 class VmFailed(Exception):  # noqa: N818 - internal control flow
@@ -118,8 +138,19 @@ class _Conn:
 
 
 def replay(plugin: Plugin, trace: Trace, options: ReplayOptions | None = None) -> Run:
-    """Replay ``trace`` through ``plugin``; returns the Run. Raises PwcliError for bad input only."""
-    return Replayer(plugin, trace, options or ReplayOptions()).run()
+    """Replay ``trace`` through ``plugin``; returns the Run. Raises PwcliError for bad input only.
+
+    When the trace has expect blocks, ``run.expectations`` holds their outcome."""
+    from .expect import Checker, has_expectations
+
+    replayer = Replayer(plugin, trace, options or ReplayOptions())
+    checker = Checker(trace) if has_expectations(trace) else None
+    if checker is not None:
+        replayer.after_packet = checker.after_packet
+    run = replayer.run()
+    if checker is not None:
+        run.expectations = checker.evaluate(run)
+    return run
 
 
 class Replayer:
@@ -159,6 +190,8 @@ class Replayer:
         self.imports: Imports = None  # type: ignore[assignment]
         self.root: RootContext = None  # type: ignore[assignment]
         self.sink: Callable[[Event], None] | None = None
+        # Called after each packet with (packet index, this replayer): pwcli.expect's snapshots.
+        self.after_packet: Callable[[int, Replayer], None] | None = None
 
     def _runtime_kwargs(self) -> dict[str, Any]:
         kw = dict(self.o.runtime_options)
@@ -311,6 +344,8 @@ class Replayer:
                 self.o.pace(index, target)
             self._run_timers(target)
             self._packet(index, packet, vm_ok)
+            if self.after_packet is not None:
+                self.after_packet(index, self)
             count += 1
         if not self.fail_fast_hit:
             self._drain()
@@ -974,6 +1009,13 @@ class Replayer:
                 "start_time_ns": self.o.start_epoch_ns,
                 "failure_policy": self.o.failure_policy,
                 "lenient": bool(p.lenient_notes),
+                "plugin_name": self.o.plugin_name or self.root_id,
+                "properties": _effective_properties(self.trace.properties, self.o.properties),
+                "drain_ms": int(self.o.drain_ms) if self.o.drain_ms == int(self.o.drain_ms)
+                else self.o.drain_ms,
+                "fail_fast": self.o.fail_fast,
+                "budget": self.o.limits.fuel,
+                "max_memory": self.o.limits.max_memory,
             },
             runtime=self.o.runtime,
             runtime_version=self.runtime.version(),
@@ -1077,6 +1119,11 @@ def _pairs(headers: Iterable[tuple[str, str]] | None) -> Pairs:
 
 def _hostport(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _effective_properties(trace: dict[str, Any] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The properties the trace sets, with the command line's overrides, sorted by path."""
+    return dict(sorted({**(trace or {}), **overrides}.items()))
 
 
 def _pick(*values: Any) -> Any:

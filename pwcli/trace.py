@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 from .errors import TraceError
 
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+from .expect import StreamExpect, TraceExpect
 PSEUDO = re.compile(r"^:[a-z]+$")
 MAX_TEXT = 64 << 20  # one body or payload: 64 MiB
 
@@ -146,7 +147,7 @@ class Packet(_Strict):
     end_stream: bool = True
     data: Payload | None = None
     close: Literal["fin", "rst"] | None = None
-    expect: dict[str, Any] | None = None
+    expect: StreamExpect | None = None
 
     @field_validator("method")
     @classmethod
@@ -225,7 +226,7 @@ class Trace(_Strict):
     plugin: PluginInputs | None = None
     properties: dict[str, Any] | None = None
     upstreams: dict[str, UpstreamResponse | list[UpstreamResponse]] | None = None
-    expect: dict[str, Any] | None = None
+    expect: TraceExpect | None = None
     source: str = Field(default="<trace>", exclude=True)
 
 
