@@ -63,7 +63,6 @@ class MessageResult:
     trailers: list[tuple[bytes, bytes]] | None = None
     body_changes: list[dict[str, Any]] = field(default_factory=list)
 
-
     @property
     def header_pairs(self) -> list[tuple[str, str]]:
         """The final headers as ``(name, value)`` text pairs, in order ([] when none)."""
@@ -77,6 +76,7 @@ class MessageResult:
         """The first value of header ``name`` (case-insensitive), or None."""
         key = name.lower()
         return next((v for n, v in self.header_pairs if n == key), None)
+
 
 @dataclass
 class StreamResult:

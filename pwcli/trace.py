@@ -27,9 +27,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import TraceError
+from .expect import StreamExpect, TraceExpect
 
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-from .expect import StreamExpect, TraceExpect
 PSEUDO = re.compile(r"^:[a-z]+$")
 MAX_TEXT = 64 << 20  # one body or payload: 64 MiB
 
