@@ -50,3 +50,10 @@ def test_readme_properties_table_matches_what_is_served() -> None:
 def test_every_command_is_documented() -> None:
     for name in main.commands:
         assert f"`pwcli {name}" in README, name
+
+
+def test_readme_pytest_example_is_the_tested_file() -> None:
+    section = README[README.index("## Testing a plugin with pytest"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    assert block.group(1) == (ROOT / "tests" / "test_pytest_plugin.py").read_text()
