@@ -185,6 +185,8 @@ class Replayer:
         self.vm_failure: Failure | None = None
         self.refused: str | None = None
         self.fail_fast_hit = False
+        self.vm_gen = 0  # which VM is running: --failure-policy reload starts new ones
+        self.stream_gen: dict[int, int] = {}  # stream context id -> the VM it was created on
         self.host: Host = None  # type: ignore[assignment]
         self.instance: Any = None
         self.imports: Imports = None  # type: ignore[assignment]
@@ -225,21 +227,34 @@ class Replayer:
     def _start_vm(self) -> bool:
         """Instantiate, run start-up, create the root context, start and configure it."""
         self.host = host = Host(self.plugin.abi, self._host_options(), self.shared)
+        host.now_ns = self.now_ns
         host.events = self.events
         host.sink = self.sink
-        self.imports = Imports(host, allocator=self.plugin.allocator, lenient=bool(self.plugin.lenient_notes))
+        lenient = self.plugin.lenient or bool(self.plugin.lenient_notes)
+        self.imports = Imports(host, allocator=self.plugin.allocator, lenient=lenient)
         funcs = self.imports.build(self.plugin.info.imports, self.plugin.abi)
+        self.vm_gen += 1
+        phase = "instantiate"  # a trap here comes from the module's wasm start function
         try:
-            self.instance = self.runtime.load(
-                self.plugin.wasm, funcs, limits=self.o.limits, cache=self.o.cache
-            )
+            self.instance = None
+            try:
+                self.instance = self.runtime.load(
+                    self.plugin.wasm, funcs, limits=self.o.limits, cache=self.o.cache
+                )
+            except PluginLoadError as exc:
+                raise PluginLoadError(f"{self.plugin.path}: {exc}") from None
             self.imports.instance = self.instance
             host.restricted = "startup"
             for name in self.plugin.startup:
-                host.record("callback", name, {})
-                self._guest(name, *((0, 0) if name == "main" else ()))
+                phase = name
+                ev = host.record("callback", name, {})
+                try:
+                    self._guest(name, *((0, 0) if name == "main" else ()))
+                except GuestTrap:
+                    ev.result = "trap"
+                    raise
         except GuestTrap as trap:
-            self._vm_failed(trap, "start-up", 0)
+            self._vm_failed(trap, phase, 0)
             return False
         finally:
             host.restricted = None
@@ -255,7 +270,8 @@ class Replayer:
                 self.root, "proxy_on_vm_start", root_id, len(self.vm_configuration)
             )
             if ok == 0:
-                return self._refuse("proxy_on_vm_start returned false: the VM refused to start")
+                return self._refuse("proxy_on_vm_start returned false: the VM refused to start",
+                                    "proxy_on_vm_start")
             host.oob_buffers = {BufferType.PLUGIN_CONFIGURATION: self.configuration}
             ok = self._callback(
                 self.root, "proxy_on_configure", root_id, len(self.configuration)
@@ -269,10 +285,10 @@ class Replayer:
         self._after_callback()
         return True
 
-    def _refuse(self, why: str) -> bool:
+    def _refuse(self, why: str, callback: str = "proxy_on_configure") -> bool:
         self.refused = why
-        self.host.record("failure", "configuration_refused", {"reason": why})
-        self.vm_failure = Failure("configuration_refused", "proxy_on_configure", self.root.id, why)
+        self.host.record("failure", "configuration_refused", {"reason": why}, ctx=self.root)
+        self.vm_failure = Failure("configuration_refused", callback, self.root.id, why)
         return False
 
     def _new_ctx(self) -> int:
@@ -280,13 +296,15 @@ class Replayer:
         self.next_ctx += 1
         return cid
 
-    def _vm_failed(self, trap: GuestTrap, callback: str, ctx: int) -> Failure:
-        f = Failure(trap.kind, callback, ctx, trap.message, trap.frames, self.now_ns, trap.code)
+    def _vm_failed(self, trap: GuestTrap, callback: str, ctx: int, context: Any = None) -> Failure:
+        budget = self.o.limits.fuel if trap.kind == "timeout" and trap.out_of_fuel else None
+        f = Failure(trap.kind, callback, ctx, trap.message, trap.frames, self.now_ns, trap.code,
+                    budget)
         self.failures.append(f)
         if self.vm_failure is None or self.o.failure_policy != "reload":
             self.vm_failure = f
         # The engine's own message differs between runtimes: it goes in the table, not the event.
-        self.host.record("failure", trap.kind, {"callback": callback, "context_id": ctx})
+        self.host.record("failure", trap.kind, {"callback": callback, "context_id": ctx}, ctx=context)
         if self.o.fail_fast:
             self.fail_fast_hit = True
         return f
@@ -315,7 +333,7 @@ class Replayer:
             host.current = host.effective = None
             self._flush_stdio()
             stream = ctx if isinstance(ctx, StreamContext) else None
-            f = self._vm_failed(trap, name, ctx.id)
+            f = self._vm_failed(trap, name, ctx.id, ctx)
             if stream is not None:
                 stream.result.failure = f
             raise VmFailed from None
@@ -396,7 +414,10 @@ class Replayer:
         return r
 
     def _new_stream(self, conn: _Conn, index: int, p: Packet, kind: str) -> StreamContext:
+        if self.vm_failure is not None and self.o.failure_policy == "reload":
+            self._reload_vm()
         ctx_id = self._new_ctx()
+        self.stream_gen[ctx_id] = self.vm_gen
         result = self._stream_result(conn, index, p, kind, ctx_id)
         info = {
             "client": p.client,
@@ -409,8 +430,6 @@ class Replayer:
         s = StreamContext(ctx_id, self.root.id, result=result, info=info)
         self.host.contexts[ctx_id] = s
         self.active[ctx_id] = s
-        if self.vm_failure is not None and self.o.failure_policy == "reload":
-            self._reload_vm()
         if self._vm_down():
             return s
         try:
@@ -423,33 +442,74 @@ class Replayer:
     def _vm_down(self) -> bool:
         return self.vm_failure is not None
 
+    def _stream_down(self, s: StreamContext) -> bool:
+        """The stream's VM failed (a reloaded VM never sees the streams of the one it replaced)."""
+        return self.vm_failure is not None or self.stream_gen.get(s.id, self.vm_gen) != self.vm_gen
+
     def _reload_vm(self) -> None:
-        """--failure-policy reload: a fresh VM (same shared data) for the next stream."""
-        old_contexts = self.host.contexts
+        """--failure-policy reload: a fresh VM (same shared data) for the next stream.
+
+        The streams still open on the failed VM stay failed (closed), as in Envoy."""
+        failed = self.vm_failure
+        self.host.now_ns = self.now_ns
+        self.host.record("note", "vm_reload", {"after": failed.kind if failed else None})
         self.vm_failure = None
-        self.host.record("note", "vm_reload", {})
-        if self._start_vm():
-            self.host.contexts.update({k: v for k, v in old_contexts.items() if not v.is_root})
+        self.heap = [e for e in self.heap if e[2] not in ("tick", "callout", "callout_fail",
+                                                          "queue_ready")]
+        heapq.heapify(self.heap)
+        self._start_vm()
 
     def _fail_stream(self, s: StreamContext) -> None:
-        """The VM failed: Envoy's fail-closed answer is a local 503 without entering the plugin."""
+        """The VM failed: Envoy's fail-closed answer is a local 503 without entering the plugin;
+        fail-open lets the stream through untouched."""
         if s.finished:
+            return
+        if s.result.failure is None and self.vm_failure is not None and (
+            self.o.failure_policy != "open"
+        ):
+            s.result.failure = self.vm_failure
+        if self.o.failure_policy == "open":
+            self._pass_through(s)
             return
         s.finished = True
         self.active.pop(s.id, None)
-        if self.o.failure_policy == "open":
-            s.result.flags.append("passed_through")
-            self._record_final(s)
-            return
         s.result.flags.append("failed")
-        if s.result.failure is None and self.vm_failure is not None:
-            s.result.failure = self.vm_failure
+        if s.result.kind == "tcp":  # Envoy closes the connection: what was forwarded stays
+            return
         lr = LocalReply(503, "wasm_fail_stream", b"", [], None, "", self.now_ns)
         s.result.local_reply = lr
         s.resp.headers = HeaderMap(_local_reply_headers(lr))
         s.resp.forwarded = bytearray()
         s.resp.body = bytearray()
         self._record_final(s)
+
+    def _pass_through(self, s: StreamContext) -> None:
+        """--failure-policy open: what arrives is forwarded as it is, the plugin is not entered."""
+        if "passed_through" not in s.result.flags:
+            s.result.flags.append("passed_through")
+        if s.result.kind == "tcp":
+            return
+        for m in (s.req, s.resp):
+            m.headers_live = m.body_live = m.trailers_live = False
+            m.paused = None
+            while m.pending:
+                kind, payload, _ = m.pending.popleft()
+                if kind == "body":
+                    m.body.extend(payload)
+                elif kind == "trailers":
+                    m.trailers = HeaderMap(payload)
+            m.forwarded.extend(m.body)
+            m.body.clear()
+            if m.received_end:
+                m.ended = True
+        if s.held:
+            held, s.held = s.held, []
+            for packet, index in held:
+                self._response_packet(s, packet, index)
+        if s.req.ended and s.resp.ended and not s.finished:
+            s.finished = True
+            self.active.pop(s.id, None)
+            self._record_final(s)
 
     def _request_packet(self, s: StreamContext, p: Packet) -> None:
         m = s.req
@@ -478,7 +538,7 @@ class Replayer:
         if s.finished:
             s.result.undelivered.append(index)
             return
-        if s.req.paused is not None or s.held:
+        if (s.req.paused is not None or s.held) and not self._stream_down(s):
             s.held.append((p, index))
             return
         m = s.resp
@@ -499,8 +559,11 @@ class Replayer:
 
     def _pump(self, s: StreamContext, d: str) -> None:
         m = s.req if d == "req" else s.resp
+        if self._stream_down(s) and not s.finished:
+            self._fail_stream(s)
+            return
         while m.pending and m.paused not in ("headers", "trailers") and not s.finished:
-            if self._vm_down():
+            if self._stream_down(s):
                 self._fail_stream(s)
                 return
             kind, payload, eos = m.pending.popleft()
@@ -653,7 +716,7 @@ class Replayer:
         if s.finished:
             return
         s.finished = True
-        if self._vm_down():
+        if self._stream_down(s):
             self._record_final(s)
             self.active.pop(s.id, None)
             return
@@ -687,9 +750,11 @@ class Replayer:
 
     def _record_final(self, s: StreamContext) -> None:
         r = s.result
-        if r.kind == "tcp":
-            r.downstream = bytes(s.tcp_down)
-            r.upstream = bytes(s.tcp_up)
+        if r.kind == "tcp":  # what the plugin still held is flushed when the connection ends
+            r.downstream += bytes(s.tcp_down)
+            r.upstream += bytes(s.tcp_up)
+            s.tcp_down.clear()
+            s.tcp_up.clear()
             return
         for msg, out in ((s.req, r.request), (s.resp, r.response)):
             out.headers = list(msg.headers.pairs) if msg.headers is not None else None
@@ -785,7 +850,7 @@ class Replayer:
             elif kind == "callout_fail":
                 call, why = payload
                 host.record("note", "callout_failed", {"token": call.token, "reason": why})
-                self._deliver_failure(call)
+                self._deliver_failure(call, why)
             elif kind == "queue_ready":
                 self._callback(self.root, "proxy_on_queue_ready", self.root.id, payload)
         except VmFailed:
@@ -831,8 +896,23 @@ class Replayer:
         host.status = (code, (resp.grpc_message or "").encode())
         self._callback(self.root, "proxy_on_grpc_close", rid, call.token, code)
 
-    def _deliver_failure(self, call: Callout) -> None:
+    def _deliver_failure(self, call: Callout, why: str = "reset") -> None:
         host = self.host
+        if why == "timeout" and call.kind == "http":
+            # Envoy's async client times out through its router: a local 504 reply that the plugin
+            # receives as a response (onHttpCallFailure is only for resets).
+            call.response = UpstreamResponse.model_validate({
+                "status": 504,
+                "headers": [["content-length", "24"], ["content-type", "text/plain"]],
+                "body": "upstream request timeout",
+            })
+            self._deliver_callout(call)
+            return
+        if why == "timeout":
+            host.callouts.pop(call.token, None)
+            host.status = (4, b"Deadline Exceeded")  # gRPC DEADLINE_EXCEEDED
+            self._callback(self.root, "proxy_on_grpc_close", self.root.id, call.token, 4)
+            return
         host.callouts.pop(call.token, None)
         if call.kind == "http":
             # Envoy's onFailure: the response callback with no headers, body or trailers, and
@@ -862,7 +942,7 @@ class Replayer:
             if s.done_pending:
                 r.flags.append("done_not_called")
                 s.done_pending = False
-                if not self._vm_down():
+                if not self._stream_down(s):
                     self._log_and_delete(s)
                 else:
                     self._record_final(s)
@@ -876,8 +956,12 @@ class Replayer:
             if s.held:
                 r.undelivered.extend(i for _, i in s.held)
                 s.held = []
-            if self._vm_down():
+            if self._stream_down(s):
                 self._fail_stream(s)
+                if not s.finished:  # passed through, but the trace ended before the stream did
+                    s.finished = True
+                    self.active.pop(s.id, None)
+                    self._record_final(s)
             else:
                 s.req.paused = s.resp.paused = None
                 self._complete(s)
@@ -902,8 +986,10 @@ class Replayer:
                 except VmFailed:
                     pass
                 self._after_callback()
-        if self._vm_down():
+        if self._stream_down(s):
             self._fail_stream(s)
+            if self.o.failure_policy == "open" and not s.finished:
+                self._tcp_pass_through(s, p)
             return
         if s.finished:
             return
@@ -921,6 +1007,8 @@ class Replayer:
                 r = self._callback(s, name, s.id, len(buf), int(eos))
             except VmFailed:
                 self._fail_stream(s)
+                if self.o.failure_policy == "open" and not s.finished:
+                    self._tcp_pass_through(s, p, buffered=True)
                 return
             finally:
                 s.tcp_down_live = s.tcp_up_live = False
@@ -947,6 +1035,22 @@ class Replayer:
             data_down, data_up = s.tcp_down, s.tcp_up
             s.finished = False
             self._tcp_complete(s, data_down, data_up)
+
+    def _tcp_pass_through(self, s: StreamContext, p: Packet, buffered: bool = False) -> None:
+        """--failure-policy open on a TCP stream: data is forwarded without entering the plugin."""
+        s.result.downstream += bytes(s.tcp_down)
+        s.result.upstream += bytes(s.tcp_up)
+        s.tcp_down.clear()
+        s.tcp_up.clear()
+        if buffered:
+            pass
+        elif p.forward_direction:
+            s.result.downstream += p.data or b""
+        else:
+            s.result.upstream += p.data or b""
+        if p.close is not None:
+            s.finished = True
+            self.active.pop(s.id, None)
 
     def _tcp_complete(self, s: StreamContext, down: bytearray, up: bytearray) -> None:
         s.result.downstream += bytes(down)

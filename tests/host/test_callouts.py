@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pwcli.host.codec import encode_pairs
+
 from .guest import FILL, OUT, PP, Guest, http, pairs, u32
 
 OK, NOT_FOUND, BAD_ARGUMENT, PARSE_FAILURE, INVALID = 0, 1, 2, 4, 6
@@ -90,19 +92,24 @@ def test_http_call_argument_checks(tmp_path: Path, runtime: str) -> None:
     assert r.run.failures == []
 
 
-def test_timeout_and_reset_deliver_a_failed_call(tmp_path: Path, runtime: str) -> None:
+def test_reset_fails_the_call_and_timeout_answers_504(tmp_path: Path, runtime: str) -> None:
     g = Guest()
     g.on("proxy_on_request_headers", call(g, "slow", GOOD, timeout=10) + call(g, "broken", GOOD))
     g.on("proxy_on_http_call_response", record_args(5) + getp(6) + getb(4) + status())
     up = {"slow": {"body": "late", "delay_ms": 50}, "broken": {"fail": "reset", "delay_ms": 1}}
     r = g.run(tmp_path, trace(up), runtime=runtime)
-    # Envoy's onHttpCallFailure: no headers, body or trailers; proxy_get_status says
+    # A reset is Envoy's onHttpCallFailure: no headers, body or trailers; proxy_get_status says
     # BrokenConnection (11), "reset".
     failed = [BAD_ARGUMENT, UNTOUCHED, NOT_FOUND, UNTOUCHED, OK, b"reset", u32(11)]
+    # A timeout is the async client router's local reply: a 504 response.
+    timeout_headers = encode_pairs([(b":status", b"504"), (b"content-length", b"24"),
+                                    (b"content-type", b"text/plain")])
+    timed_out = [OK, timeout_headers, OK, b"upstream request timeout", NOT_FOUND, UNTOUCHED,
+                 UNTOUCHED[:4]]
     assert r.tape == [
         OK, u32(1), OK, u32(2),
         1, 2, 0, 0, 0, *failed,  # reset at 1 ms
-        1, 1, 0, 0, 0, *failed,  # timeout at 10 ms
+        1, 1, 3, 24, 0, *timed_out,  # timeout at 10 ms
     ]
     assert [e.t_ns // MS for e in r.run.events if e.name == "proxy_on_http_call_response"] == [1, 10]
     assert [e.args["reason"] for e in r.notes("callout_failed")] == ["reset", "timeout"]
