@@ -1,0 +1,223 @@
+"""Conformance across runtimes: the same inputs give the same JSON report on every backend.
+
+Each example plugin with its sample trace, and a guest for every fault class, replayed on every
+available runtime: the canonical JSON reports are equal once ``runtime.name`` is dropped (fuel
+counts, engine messages and frames differ between engines and never reach the JSON). A backend
+whose library is absent is reported here as skipped, with the reason (where pwcli looked, how to
+install it); on the command line it is one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pwcli import runtimes
+from pwcli.cli import main
+from pwcli.plugin import load_plugin
+from pwcli.replay import ReplayOptions, replay
+from pwcli.report import dumps, to_json
+from pwcli.runtimes.base import Limits
+from pwcli.trace import load_trace
+
+from .conftest import AVAILABLE, EXAMPLES, ROOT, TRACES, run_guest, wat_module
+
+EXAMPLE_TRACES = [
+    ("myproject.wasm", "http_4pkts.json"),
+    ("c_abi010.wasm", "c_abi010_tick.json"),
+    ("as_headers.wasm", "as_headers.json"),
+    ("as_deny.wasm", "as_deny.json"),
+    ("as_httpcall.wasm", "as_httpcall.json"),
+    ("as_body.wasm", "as_body.json"),
+    ("go_wasip1.wasm", "go_headers.json"),
+    ("rust_tcp.wasm", "rust_tcp.json"),
+]
+LIBRARIES = {"wamr": "PWCLI_WAMR_LIB", "wasmedge": "PWCLI_WASMEDGE_LIB"}
+
+
+def without_runtime(report: dict[str, Any]) -> str:
+    report = json.loads(dumps(report))
+    assert report["runtime"].pop("name") in runtimes.BACKENDS
+    return dumps(report)
+
+
+@pytest.mark.parametrize("name", list(runtimes.BACKENDS))
+def test_backend_is_available(name: str) -> None:
+    """One line per backend: passed when its library is here, else skipped with the reason."""
+    info = runtimes.describe(name)
+    if not info.available:
+        pytest.skip(f"runtime {name} not available: {info.detail}")
+    assert info.version and info.location
+
+
+@pytest.mark.parametrize("wasm,trace", EXAMPLE_TRACES, ids=[w for w, _ in EXAMPLE_TRACES])
+def test_example_reports_are_identical_on_every_runtime(wasm: str, trace: str) -> None:
+    reports = {}
+    for name in AVAILABLE:
+        run = replay(
+            load_plugin(EXAMPLES / wasm), load_trace(TRACES / trace), ReplayOptions(runtime=name)
+        )
+        report = to_json(run)
+        assert report["runtime"] == {"name": name}
+        reports[name] = without_runtime(report)
+    assert "wasmtime" in reports
+    for name, text in reports.items():
+        assert text == reports["wasmtime"], f"{name} differs from wasmtime on {wasm}"
+
+
+# -- faults: the same failure report on every engine -----------------------------------------
+FAULTS = {
+    "unreachable": "unreachable",
+    "out_of_bounds": "i32.const -16 i32.load drop",
+    "divide_by_zero": "i32.const 1 local.get $n i32.const 0 i32.mul i32.div_s drop",
+    "stack_overflow": "local.get $n call $recurse drop",
+    "proc_exit": "i32.const 3 call $proc_exit",
+    "runaway_loop": "(loop $spin br $spin)",
+    "memory_bomb": (
+        "(block $refused (loop $more i32.const 1 memory.grow i32.const -1 i32.eq"
+        " br_if $refused br $more)) unreachable"
+    ),
+}
+
+
+def fault_guest(body: str) -> bytes:
+    return wat_module(f"""
+ (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+ (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+ (import "env" "proxy_get_header_map_value"
+   (func $get_header (param i32 i32 i32 i32 i32) (result i32)))
+ (data (i32.const 16) "x-crash")
+ (data (i32.const 48) "request")
+ (func $recurse (param $n i32) (result i32) local.get $n i32.const 1 i32.add call $recurse)
+ (func $crash (param $n i32) {body})
+ (func (export "proxy_on_request_headers")
+   (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+   (drop (call $log (i32.const 2) (i32.const 48) (i32.const 7)))
+   (if (i32.eqz (call $get_header (i32.const 0) (i32.const 16) (i32.const 7)
+                                  (i32.const 32) (i32.const 36)))
+     (then (call $crash (local.get $n))))
+   i32.const 0)
+ (func (export "proxy_on_context_create") (param i32 i32))
+ (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+""")
+
+
+def packets() -> list[dict[str, Any]]:
+    out = []
+    for i in range(3):
+        headers = {"a": "b", "x-crash": "yes"} if i == 1 else {"a": "b"}
+        port = 50000 + i
+        out += [
+            {
+                "sip": "10.0.0.2",
+                "sp": port,
+                "dip": "10.0.0.1",
+                "dp": 80,
+                "method": "GET",
+                "uri_path": f"/s{i}",
+                "headers": headers,
+                "forward_direction": True,
+                "delta_ms": 1,
+            },
+            {
+                "sip": "10.0.0.1",
+                "sp": 80,
+                "dip": "10.0.0.2",
+                "dp": port,
+                "headers": {"r": "1"},
+                "body": f"resp{i}",
+                "forward_direction": False,
+                "delta_ms": 1,
+            },
+        ]
+    return out
+
+
+@pytest.mark.parametrize("policy", ["closed", "reload"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_reports_are_identical_on_every_runtime(
+    tmp_path: Path, fault: str, policy: str
+) -> None:
+    wasm = fault_guest(FAULTS[fault])
+    limits = Limits(fuel=200_000, max_memory=4 << 20)
+    reports = {}
+    for name in AVAILABLE:
+        run = run_guest(
+            tmp_path, wasm, packets(), runtime=name, limits=limits, failure_policy=policy
+        )
+        report = to_json(run)
+        assert run.exit_code == 1
+        reports[name] = without_runtime(report)
+        failures = report["failures"]
+        assert failures and failures[0]["callback"] == "proxy_on_request_headers"
+        assert failures[0]["kind"] == {
+            "runaway_loop": "timeout",
+            "out_of_bounds": "memory_out_of_bounds",
+            "divide_by_zero": "integer_divide_by_zero",
+            "memory_bomb": "memory_limit",
+        }.get(fault, fault), name
+    for name, text in reports.items():
+        assert text == reports["wasmtime"], f"{name} differs from wasmtime on {fault}/{policy}"
+
+
+# -- the command line -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", AVAILABLE)
+def test_cli_replay_gives_the_same_json_on_every_runtime(name: str) -> None:
+    args = [
+        "replay",
+        str(TRACES / "http_4pkts.json"),
+        "--wasm",
+        str(EXAMPLES / "myproject.wasm"),
+        "--format",
+        "json",
+    ]
+    base = CliRunner().invoke(main, args)
+    other = CliRunner().invoke(main, [*args, "--runtime", name])
+    assert base.exit_code == other.exit_code == 0, other.output
+    assert without_runtime(json.loads(other.output)) == without_runtime(json.loads(base.output))
+
+
+@pytest.mark.parametrize("name", list(LIBRARIES))
+def test_cli_replay_with_the_library_missing_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv(LIBRARIES[name], "/nonexistent/lib.so")
+    result = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            str(TRACES / "http_4pkts.json"),
+            "--wasm",
+            str(EXAMPLES / "myproject.wasm"),
+            "--runtime",
+            name,
+        ],
+    )
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    assert f"${LIBRARIES[name]}=/nonexistent/lib.so" in lines[0] and "install" in lines[0]
+
+
+def test_cli_runtimes_lists_all_three_and_the_missing_one_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed = json.loads(CliRunner().invoke(main, ["runtimes", "--format", "json"]).output)
+    assert [i["name"] for i in listed] == list(runtimes.BACKENDS)
+    assert {i["name"]: i["available"] for i in listed} == {
+        n: n in AVAILABLE for n in runtimes.BACKENDS
+    }
+    monkeypatch.setenv("PWCLI_WASMEDGE_LIB", "/nonexistent/lib.so")
+    listed = json.loads(CliRunner().invoke(main, ["runtimes", "--format", "json"]).output)
+    wasmedge = next(i for i in listed if i["name"] == "wasmedge")
+    assert wasmedge["available"] is False and "PWCLI_WASMEDGE_LIB" in wasmedge["detail"]
+
+
+def test_the_conformance_suite_covers_every_example() -> None:
+    assert sorted(w for w, _ in EXAMPLE_TRACES) == sorted(p.name for p in EXAMPLES.glob("*.wasm"))
+    assert ROOT.is_dir()
