@@ -495,6 +495,8 @@ class WasmEdgeInstance:
         finally:
             self._depth -= 1
         self._inst = inst
+        self._code = code  # for mapping trap offsets to functions
+        self._imported_funcs = sum(1 for i in info.imports if i.kind == "func")
         self._executor = vp(engine.executor)
         self._stat = vp(engine.stat)
         name, keep = api.string("memory")
@@ -654,15 +656,53 @@ class WasmEdgeInstance:
         return ctypes.c_uint32.from_address(ret).value
 
     def _frames(self) -> tuple[str, ...]:
-        """WasmEdge logs the calling stack as function indices ("calling stack:module[0]:14")."""
+        """Innermost first, as on wasmtime. WasmEdge logs the bytecode offset of the trapping
+        instruction and the callers, outermost first ("calling stack:module[0]:2, module[0]:1")."""
         names = self.info.function_names
-        frames = []
+        indices: list[int] = []
         for line in self.api.log:
-            for m in re.finditer(r"module\[\d+\]:(\d+)", line):
-                index = int(m.group(1))
-                frames.append(names.get(index, f"func[{index}]"))
+            m = re.search(r"Bytecode offset: 0x([0-9a-fA-F]+)", line)
+            if m and not indices:
+                index = _function_at(self._code, int(m.group(1), 16), self._imported_funcs)
+                if index is not None:
+                    indices.append(index)
+            if "calling stack:" in line:
+                callers = [int(x) for x in re.findall(r"module\[\d+\]:(\d+)", line)]
+                indices += reversed(callers)
         del self.api.log[:]
-        return tuple(frames)
+        return tuple(names.get(i, f"func[{i}]") for i in indices)
 
     def fuel_consumed(self) -> int:
         return self._fuel_used
+
+
+def _function_at(wasm: bytes, offset: int, imported: int) -> int | None:
+    """The index of the function whose body holds byte ``offset`` of the module."""
+
+    def leb(pos: int) -> tuple[int, int]:
+        result = shift = 0
+        while True:
+            b = wasm[pos]
+            pos += 1
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return result, pos
+
+    try:
+        pos = 8
+        while pos < len(wasm):
+            sid = wasm[pos]
+            size, body = leb(pos + 1)
+            if sid == 10:
+                count, pos = leb(body)
+                for i in range(count):
+                    n, start = leb(pos)
+                    if start <= offset < start + n:
+                        return imported + i
+                    pos = start + n
+                return None
+            pos = body + size
+    except IndexError:
+        return None
+    return None

@@ -481,3 +481,17 @@ def test_a_module_needing_a_feature_the_library_lacks_names_it() -> None:
         "the module needs SIMD (simd128), which this WAMR library lacks "
         "(build WAMR with WAMR_BUILD_SIMD=1)"
     )
+
+
+def test_trap_frames_are_innermost_first_with_function_names(runtime: str) -> None:
+    inst = load(runtime, """
+      (func $inner unreachable)
+      (func $middle call $inner)
+      (func $outer (export "go") call $middle)
+    """)
+    t = trap(inst, "go")
+    names = [f.split(" @ ")[0] for f in t.frames]
+    if runtime == "wamr" and not runtimes.describe("wamr").features.get("call_stack"):
+        assert names == []  # a WAMR built without DUMP_CALL_STACK has no backtraces
+    else:
+        assert names == ["inner", "middle", "outer"]
