@@ -179,8 +179,7 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
         if checker is not None:
             replayer.after_packet = checker.after_packet
         if fmt == "jsonl" and show_report:
-            out = click.get_text_stream("stdout")
-            replayer.sink = lambda ev: out.write(event_line(ev) + "\n")
+            replayer.sink = lambda ev: click.echo(event_line(ev))  # get_text_stream: deprecated
         result: Run = replayer.run()
         if not show_report:
             pass

@@ -77,11 +77,13 @@ class GuestTrap(PwcliError):
         *,
         frames: tuple[str, ...] = (),
         exit_code: int | None = None,
+        out_of_fuel: bool = False,
     ) -> None:
         self.kind = kind
         self.message = message
         self.frames = frames
         self.code = exit_code
+        self.out_of_fuel = out_of_fuel  # a ``timeout`` from the deterministic budget (--budget)
         super().__init__(f"{kind}: {message}")
 
 

@@ -52,6 +52,7 @@ class Failure:
     frames: tuple[str, ...] = ()
     t_ns: int = 0
     exit_code: int | None = None
+    budget: int | None = None  # a timeout from the per-callback budget: the budget, in fuel units
 
 
 @dataclass

@@ -32,6 +32,7 @@ class Plugin:
     startup: list[str]
     lenient_notes: list[str] = field(default_factory=list)
     arity: dict[str, int] = field(default_factory=dict)
+    lenient: bool = False  # --lenient: also lets start-up and the allocator make any host call
 
 
 def read_wasm(path: str | Path) -> bytes:
@@ -153,4 +154,5 @@ def load_plugin(path: str | Path, *, abi: str | None = None, lenient: bool = Fal
         startup=startup,
         lenient_notes=notes,
         arity=arity,
+        lenient=lenient,
     )

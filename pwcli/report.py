@@ -59,6 +59,8 @@ def failure_json(f: Failure | None) -> dict[str, Any] | None:
     }
     if f.exit_code is not None:
         out["exit_code"] = f.exit_code
+    if f.budget is not None:
+        out["budget"] = f.budget
     return out
 
 
@@ -248,8 +250,11 @@ def render_table(run: Any, console: Console) -> None:
             ("failure: ", "bold red"),
             f"{f.kind} in {f.callback} (context {f.ctx}) at {t_ms(f.t_ns)} ms: {f.message}",
         ))
-        for frame in f.frames[:20]:
-            console.print(f"    at {frame}")
+        frames = _collapse(f.frames)
+        for frame, n in frames[:20]:
+            console.print(f"    at {frame}" + (f"  (repeated {n} times)" if n > 1 else ""))
+        if len(frames) > 20:
+            console.print(f"    ... {len(frames) - 20} more frames")
     if run.refused_configuration:
         console.print(Text.assemble(("refused: ", "bold red"), run.refused_configuration))
     for s in run.streams:
@@ -308,6 +313,17 @@ def _render_stream(s: StreamResult, console: Console) -> None:
     if s.undelivered:
         console.print(f"  packets not delivered (the plugin answered or the stream ended): "
                       f"{', '.join(map(str, s.undelivered))}")
+
+
+def _collapse(frames: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Consecutive identical frames (deep recursion) as one line with a count."""
+    out: list[tuple[str, int]] = []
+    for frame in frames:
+        if out and out[-1][0] == frame:
+            out[-1] = (frame, out[-1][1] + 1)
+        else:
+            out.append((frame, 1))
+    return out
 
 
 def _opt(v: str | None) -> str:

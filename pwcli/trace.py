@@ -11,6 +11,7 @@ import base64
 import difflib
 import ipaddress
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,6 +34,7 @@ from .expect import StreamExpect, TraceExpect
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 PSEUDO = re.compile(r"^:[a-z]+$")
 MAX_TEXT = 64 << 20  # one body or payload: 64 MiB
+MAX_DELTA_MS = 1e9  # one gap between packets: about 11.6 days of virtual time
 
 
 def _err(kind: str, msg: str, **ctx: Any) -> PydanticCustomError:
@@ -72,7 +75,7 @@ def _bytes(v: Any) -> bytes:
         except ValueError:
             raise _err("base64", "base64: not valid base64") from None
     else:
-        raise _err("body", 'must be a string or {{"base64": "..."}}')
+        raise _err("body", "must be a string or {b}", b='{"base64": "..."}')
     if len(out) > MAX_TEXT:
         raise _err("size", "too large ({n} bytes, at most {m})", n=len(out), m=MAX_TEXT)
     return out
@@ -132,7 +135,7 @@ class Packet(_Strict):
     sp: Port
     dip: Address
     dp: Port
-    forward_direction: bool
+    forward_direction: StrictBool
     delta_ms: float = Field(default=0, ge=0)
     protocol: Literal["tcp", "udp"] = "tcp"
     scheme: Literal["http", "https"] = "http"
@@ -144,7 +147,7 @@ class Packet(_Strict):
     body: Payload | None = None
     status: int = Field(default=200, ge=100, le=999)
     trailers: HeaderList | None = None
-    end_stream: bool = True
+    end_stream: StrictBool = True
     data: Payload | None = None
     close: Literal["fin", "rst"] | None = None
     expect: StreamExpect | None = None
@@ -170,8 +173,12 @@ class Packet(_Strict):
     def _delta(cls, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise _err("delta", "must be a number of milliseconds, got {v}", v=json.dumps(v))
+        if not math.isfinite(v):
+            raise _err("delta", "must be a finite number of milliseconds, got {v}", v=json.dumps(v))
         if v < 0:
             raise _err("delta", "must not be negative, got {v}", v=v)
+        if v > MAX_DELTA_MS:
+            raise _err("delta", "too large ({v} ms, at most {m})", v=v, m=int(MAX_DELTA_MS))
         return v
 
     @property
@@ -243,6 +250,8 @@ def load_trace(path: str | Path) -> Trace:
         raw = json.loads(text)
     except UnicodeDecodeError:
         raise TraceError("not UTF-8 text", path=name) from None
+    except RecursionError:
+        raise TraceError("JSON nested too deeply", path=name) from None
     except json.JSONDecodeError as exc:
         raise TraceError(
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=name
@@ -265,18 +274,28 @@ def parse_trace(raw: Any, *, source: str = "<trace>") -> Trace:
         trace = Trace.model_validate({**raw, "source": source})
     except ValidationError as exc:
         raise _trace_error(exc, source, listed) from None
+    except RecursionError:
+        raise TraceError("JSON nested too deeply", path=source) from None
     check_flow(trace)
     return trace
 
 
 def _trace_error(exc: ValidationError, source: str, listed: bool) -> TraceError:
     err = exc.errors(include_url=False)[0]
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and (
+        p.startswith("function-") or p.startswith("list[") or p in _MODEL_TAGS))]
     msg = err["msg"]
+    ctx = err.get("ctx") or {}
     if err["type"] == "missing":
         msg = "required"
     elif err["type"] == "literal_error":
-        msg = f"{msg}, got {json.dumps(err.get('input'))}"
+        msg = f"{msg}, got {_shown(err.get('input'))}"
+    elif err["type"] in _TYPE_WORDS:
+        msg = f"{_TYPE_WORDS[err['type']]}, got {_shown(err.get('input'))}"
+    elif err["type"] in ("greater_than_equal", "less_than_equal") and "le" not in ctx:
+        msg = f"must be at least {ctx.get('ge')}, got {_shown(err.get('input'))}"
+    elif err["type"] == "less_than_equal":
+        msg = f"must be at most {ctx.get('le')}, got {_shown(err.get('input'))}"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     packet = None
@@ -287,6 +306,32 @@ def _trace_error(exc: ValidationError, source: str, listed: bool) -> TraceError:
         loc = loc[1:]
     field = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
     return TraceError(msg, path=source, packet=packet, field=field or None)
+
+
+_MODEL_TAGS = {"UpstreamResponse", "Packet", "PluginInputs"}
+_TYPE_WORDS = {
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "int_parsing": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "list_type": "must be a JSON array",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "tuple_type": "must be a JSON array",
+}
+
+
+def _shown(value: Any) -> str:
+    """A value as the trace spells it, cut short."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_flow(trace: Trace) -> None:

@@ -183,7 +183,9 @@ class Host:
 
     def proxy_set_tick_period_milliseconds(self, period: int) -> int:
         # cpp-host: always the root context's timer, whatever context calls it (ABI.md 8.10).
-        assert self.root is not None, "bug in pwcli: tick before the root context"
+        if self.root is None:  # start-up code under --lenient: there is no root context yet
+            return self._rec("proxy_set_tick_period_milliseconds", {"period_ms": period},
+                             BAD_ARGUMENT)
         self.root.tick_period_ms = period
         self.tick_changed = True
         return self._rec("proxy_set_tick_period_milliseconds", {"period_ms": period}, OK)

@@ -145,12 +145,22 @@ class Imports:
                         f"{name} is not allowed while the {host.restricted} runs "
                         "(Envoy's restricted_callback)",
                     )
+                host.record("note", "restricted_callback_allowed",
+                            {"function": name, "during": host.restricted, "by": "--lenient"})
+            mark = len(host.events)
             try:
                 return fn(*args)
             except (OutOfBounds, AllocationFailed) as exc:
                 why = "allocation failed" if isinstance(exc, AllocationFailed) else "bad pointer"
-                host.record("hostcall", name, {"args": list(args), "error": why},
-                            "INVALID_MEMORY_ACCESS" if not wasi else "FAULT")
+                result = "INVALID_MEMORY_ACCESS" if not wasi else "FAULT"
+                # The host may have recorded the call before its answer could be written back:
+                # that event now carries the status the plugin really got.
+                done = [e for e in host.events[mark:] if e.kind == "hostcall" and e.name == name]
+                if done:
+                    done[-1].args = {**done[-1].args, "error": why}
+                    done[-1].result = result
+                else:
+                    host.record("hostcall", name, {"args": list(args), "error": why}, result)
                 return fault
 
         return guarded

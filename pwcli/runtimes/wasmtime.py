@@ -10,6 +10,7 @@ pyproject pins the wasmtime major version.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import struct
@@ -131,6 +132,7 @@ class WasmtimeRuntime:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
     @staticmethod
+    @functools.cache
     def version() -> str:
         from importlib.metadata import version
 
@@ -146,7 +148,7 @@ class WasmtimeRuntime:
         try:
             module = wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            raise PluginLoadError(f"the engine refused the module: {_first_line(exc)}") from None
+            raise PluginLoadError(f"the engine refused the module: {_error_text(exc)}") from None
         if path is not None:
             _write_private(path, bytes(module.serialize()))
         return module
@@ -356,13 +358,13 @@ class WasmtimeInstance:
             exc = wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
             pending, self._pending = self._pending, None
             if pending is not None:
-                raise self._translate_pending(pending)
-            raise GuestTrap("trap", _first_line(exc))
+                raise self._translate_pending(pending, _error_frames(exc))
+            raise GuestTrap("trap", _trap_message(str(exc)), frames=_error_frames(exc))
         if trap.value:
             wtrap = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)))
             pending, self._pending = self._pending, None
             if pending is not None:
-                raise self._translate_pending(pending)
+                raise self._translate_pending(pending, wtrap)
             raise self._translate_trap(wtrap)
         if respack is None:
             return None
@@ -377,26 +379,78 @@ class WasmtimeInstance:
     def fuel_consumed(self) -> int:
         return self._fuel_used
 
-    def _translate_pending(self, exc: BaseException) -> BaseException:
+    def _translate_pending(
+        self, exc: BaseException, trap: wasmtime.Trap | tuple[str, ...] | None = None
+    ) -> BaseException:
+        if isinstance(trap, wasmtime.Trap):
+            trap = tuple(_frame_text(f) for f in trap.frames)
+        frames = trap or ()
         if isinstance(exc, GuestExit):
-            return GuestTrap("proc_exit", f"proc_exit({exc.code})", exit_code=exc.code)
+            return GuestTrap(
+                "proc_exit", f"proc_exit({exc.code})", frames=frames, exit_code=exc.code
+            )
+        if isinstance(exc, GuestTrap) and not exc.frames:
+            exc.frames = frames
         return exc  # GuestTrap from a nested call, or a bug in pwcli: keeps its traceback
 
     def _translate_trap(self, trap: wasmtime.Trap) -> GuestTrap:
         code = trap.trap_code
         kind = _CODE.get(code.value, "trap") if code is not None else "trap"
-        message = trap.message.splitlines()[0] if trap.message else kind
-        if kind == "unreachable" or kind == "trap":
+        message = _trap_message(trap.message) or kind
+        out_of_fuel = code is not None and code.value == wasmtime.TrapCode.OUT_OF_FUEL.value
+        if out_of_fuel:
+            message = f"the per-call budget of {self.limits.fuel} fuel units ran out ({message})"
+        elif kind == "timeout":
+            message = f"the wall-clock guard of {self.limits.wall_seconds} s ran out ({message})"
+        if (kind == "unreachable" or kind == "trap") and hasattr(self, "_memory"):
             # A failed memory.grow under the store limit shows up as the guest's own abort.
+            # (No memory yet: the trap came from the start function, during instantiation.)
             if self.memory.size() + 65536 > self.limits.max_memory:
                 kind = "memory_limit"
+                message = (f"the guest stopped with its memory at the cap of "
+                           f"{self.limits.max_memory >> 20} MiB: memory.grow was refused ({message})")
         frames = tuple(_frame_text(f) for f in trap.frames)
-        return GuestTrap(kind, message, frames=frames)
+        return GuestTrap(kind, message, frames=frames, out_of_fuel=out_of_fuel)
 
 
 def _frame_text(frame: wasmtime.Frame) -> str:
     name = frame.func_name or f"func[{frame.func_index}]"
-    return f"{name} @ 0x{frame.module_offset:x}"
+    offset = frame.module_offset
+    if offset is None or offset >= 0xFFFFFFFF:
+        return name
+    return f"{name} @ 0x{offset:x}"
+
+
+def _error_frames(err: wasmtime.WasmtimeError) -> tuple[str, ...]:
+    """The wasm backtrace of an error that ended a call (a host function's trap)."""
+    from wasmtime._trap import Frame, FrameList
+
+    frames = FrameList(err)
+    ffi.wasmtime_error_wasm_trace(err.ptr(), ctypes.byref(frames.vec))
+    return tuple(
+        _frame_text(Frame._from_ptr(frames.vec.data[i], frames)) for i in range(frames.vec.size)
+    )
+
+
+def _trap_message(text: str | None) -> str:
+    """The trap's own words: the line after "Caused by:", without the backtrace wasmtime adds."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    if "Caused by:" in lines:
+        rest = lines[lines.index("Caused by:") + 1 :]
+        if rest:
+            return rest[-1]
+    return lines[0] if lines else ""
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line: the error's first line and its deepest cause (the reason), without numbering."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    first, cause = lines[0], lines[-1]
+    if cause is first or "Caused by:" not in lines:
+        return first
+    return f"{first}: {cause.split(': ', 1)[1] if cause[:1].isdigit() else cause}"
 
 
 def _first_line(exc: BaseException) -> str:
