@@ -674,3 +674,18 @@ def test_host_calls_at_odd_moments_never_raise(tmp_path: Path) -> None:
     assert ("proxy_done", "NOT_FOUND") in results
     assert ("proxy_send_local_response", "NOT_FOUND") in results
     assert ("proxy_set_effective_context", "BAD_ARGUMENT") in results
+
+
+# -- the same report on every runtime ---------------------------------------------------------
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_runtime_reports_a_fault_the_same_way(tmp_path: Path, runtime: str,
+                                                    fault: str) -> None:
+    """The canonical JSON is the same bytes on Wasmtime, WAMR and WasmEdge (the budget counted
+    in each engine's unit, one per instruction); only the runtime's name differs."""
+    def canonical(rt: str) -> str:
+        report = to_json(replay_fault(tmp_path, fault, runtime=rt))
+        report.pop("runtime")
+        report["inputs"].pop("runtime", None)
+        return dumps(report)
+
+    assert canonical(runtime) == canonical("wasmtime")
