@@ -976,6 +976,13 @@ class Replayer:
     # -- TCP (L4) ----------------------------------------------------------------------------
     def _tcp_packet(self, conn: _Conn, index: int, p: Packet) -> None:
         s = conn.tcp_stream
+        if s is not None and s.finished and "failed" in s.result.flags and not s.info.get("closed"):
+            # The failed VM's connection is closed: its packets go nowhere until the trace closes
+            # it too; after that the 5-tuple is a new connection.
+            s.result.undelivered.append(index)
+            if p.close is not None:
+                s.info["closed"] = True
+            return
         if s is None or s.finished:
             s = self._new_stream(conn, index, p, "tcp")
             conn.tcp_stream = s
@@ -990,6 +997,10 @@ class Replayer:
             self._fail_stream(s)
             if self.o.failure_policy == "open" and not s.finished:
                 self._tcp_pass_through(s, p)
+            else:
+                s.result.undelivered.append(index)
+                if p.close is not None:
+                    s.info["closed"] = True
             return
         if s.finished:
             return

@@ -689,3 +689,62 @@ def test_every_runtime_reports_a_fault_the_same_way(tmp_path: Path, runtime: str
         return dumps(report)
 
     assert canonical(runtime) == canonical("wasmtime")
+
+
+# -- TCP streams ----------------------------------------------------------------------------
+TCP_GUEST = """
+ (func $on_downstream_data (export "proxy_on_downstream_data")
+   (param $ctx i32) (param $size i32) (param $eos i32) (result i32)
+   (if (i32.eq (local.get $ctx) (i32.const 3)) (then unreachable))
+   i32.const 0)
+ (func (export "proxy_on_upstream_data") (param i32 i32 i32) (result i32) i32.const 0)
+ (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+"""
+
+
+def _tcp(port: int, forward: bool, data: str | None = None, close: str | None = None
+         ) -> dict[str, Any]:
+    ends = ("10.0.0.2", port, "10.0.0.1", 9000)
+    sip, sp, dip, dp = ends if forward else (ends[2], ends[3], ends[0], ends[1])
+    p: dict[str, Any] = {"sip": sip, "sp": sp, "dip": dip, "dp": dp, "forward_direction": forward,
+                         "delta_ms": 1}
+    if data is not None:
+        p["data"] = data
+    if close is not None:
+        p["close"] = close
+    return p
+
+
+TCP_PACKETS = [
+    _tcp(1, True, "a1"),  # connection A, context 2
+    _tcp(2, True, "x"),  # connection B, context 3: the guest traps
+    _tcp(1, False, "b1"),
+    _tcp(1, True, close="fin"),
+    _tcp(2, False, "y"),
+    _tcp(3, True, "c1"),  # connection C, context 4
+]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("closed", [(2, ["failed"], "a1", "", "unreachable", [2, 3]),
+                (3, ["failed"], "", "", "unreachable", [4]),
+                (4, ["failed"], "", "", "unreachable", [5])]),
+    ("open", [(2, ["passed_through"], "a1", "b1", None, None),
+              (3, ["incomplete", "passed_through"], "x", "y", "unreachable", None),
+              (4, ["incomplete", "passed_through"], "c1", "", None, None)]),
+    ("reload", [(2, ["failed"], "a1", "", "unreachable", [2, 3]),
+                (3, ["failed"], "", "", "unreachable", [4]),
+                (5, ["incomplete"], "c1", "", None, None)]),
+])
+def test_a_trap_on_a_tcp_stream(tmp_path: Path, policy: str, expected: list[Any]) -> None:
+    """Envoy closes the connections of a failed VM (what was forwarded stays, no 503 on TCP);
+    fail-open forwards the data untouched; reload serves new connections from a fresh VM."""
+    run = run_guest(tmp_path, wat_module(TCP_GUEST), TCP_PACKETS, failure_policy=policy)
+    report = to_json(run)
+    assert report["failures"] == [{"kind": "unreachable", "callback": "proxy_on_downstream_data",
+                                   "context_id": 3, "t_ms": 2}]
+    assert [(s["context_id"], s["flags"], s["downstream"], s["upstream"],
+             s["failure"]["kind"] if s["failure"] else None, s.get("undelivered_packets"))
+            for s in report["streams"]] == expected
+    assert all(s["local_reply"] is None for s in report["streams"])
+    assert run.exit_code == 1
