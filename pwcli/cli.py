@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -67,22 +66,7 @@ def _start_time(value: str | None) -> int:
         ) from None
 
 
-class Pacer:
-    """Real-time pacing: sleeps the recorded gaps (scaled); never changes the plugin's clock."""
-
-    def __init__(self, multiplier: float) -> None:
-        self.multiplier = multiplier
-        self.start: float | None = None
-        self.max_drift = 0.0
-
-    def __call__(self, index: int, virtual_ns: int) -> None:
-        now = time.monotonic()
-        if self.start is None:
-            self.start = now
-        target = self.start + virtual_ns / 1e9 * self.multiplier
-        if target > now:
-            time.sleep(target - now)
-        self.max_drift = max(self.max_drift, time.monotonic() - target)
+from .pacing import Pacer  # noqa: E402 - re-exported: pwcli.cli.Pacer
 
 
 @click.group(context_settings=CONTEXT)
@@ -123,7 +107,16 @@ def main() -> None:
 @click.option("--max-memory", default=256, type=click.IntRange(min=1), show_default=True,
               help="Plugin memory cap in MiB.")
 @click.option("--no-cache", is_flag=True, help="Do not use the compiled-module cache.")
-@click.option("--realtime", is_flag=True, help="Sleep the recorded gaps between packets.")
+@click.option("--realtime", is_flag=True,
+              help="Deliver packets at their recorded gaps (the same as --multiplier 1).")
+@click.option("--multiplier", type=click.FloatRange(min=0, min_open=True), metavar="X",
+              help="Deliver packets at their recorded gaps divided by X (2: twice as fast).")
+@click.option("--pps", type=click.FloatRange(min=0, min_open=True), metavar="N",
+              help="Deliver N packets per second. Pacing never changes the plugin's clock.")
+@click.option("--loop", "loops", default=1, show_default=True, type=click.IntRange(min=1),
+              metavar="N", help="Replay the trace N times; each loop's connections are new ones.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="Shard connections by 5-tuple across N processes, one VM each.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table",
               show_default=True, help="Output format (with --golden: printed only when given).")
 @click.option("--golden", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
@@ -135,7 +128,8 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
                env: tuple[str, ...], props: tuple[str, ...], log_level: str | None, seed: int,
                start_time: str | None, abi: str | None, lenient: bool, failure_policy: str,
                fail_fast: bool, drain_ms: float, budget: int, max_memory: int, no_cache: bool,
-               realtime: bool, fmt: str, golden: str | None, update_golden: bool) -> None:
+               realtime: bool, multiplier: float | None, pps: float | None, loops: int,
+               workers: int, fmt: str, golden: str | None, update_golden: bool) -> None:
     """Replay TRACE through the plugin and report every callback, host call and mutation.
 
     With --golden or expect blocks in the trace, the exit status is the comparison's only.
@@ -143,10 +137,19 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
     from .expect import Checker, has_expectations
     from .plugin import load_plugin
     from .report import dumps, event_line, make_console, render_table, to_json
-    from .trace import load_trace
+    from .pacing import Progress, chain
+    from .tracestream import open_trace
 
     if update_golden and golden is None:
         raise click.UsageError("--update-golden needs --golden FILE")
+    if sum((realtime, multiplier is not None, pps is not None)) > 1:
+        raise click.UsageError("--realtime, --multiplier and --pps exclude each other "
+                               "(as tcpreplay's pacing options do): pick one")
+    pacer = None
+    if realtime or multiplier is not None:
+        pacer = Pacer(multiplier or 1.0)
+    elif pps is not None:
+        pacer = Pacer(None, pps=pps)
     show_report = golden is None or (
         ctx.get_parameter_source("fmt") == click.core.ParameterSource.COMMANDLINE)
 
@@ -168,19 +171,42 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
             drain_ms=drain_ms,
             limits=Limits(fuel=budget, max_memory=max_memory << 20),
             cache=not no_cache,
-            pace=Pacer(1.0) if realtime else None,
+            loop=loops,
         )
-        tr = load_trace(trace)
-        checker = Checker(tr) if has_expectations(tr) else None
+        tr = open_trace(trace)
+        # Streamed traces (JSON Lines, big arrays) are read once, as they replay: no expect blocks.
+        streamed = getattr(tr, "streaming", False)
+        checker = Checker(tr) if not streamed and has_expectations(tr) else None
         plugin = load_plugin(wasm, abi=abi, lenient=lenient)
-        from .replay import Replayer
+        progress = None
+        if Progress.wanted() and workers == 1:
+            total = None if streamed else len(tr.packets) * loops
+            progress = Progress(total)
+        options.pace = chain(pacer, progress)
+        # --format jsonl streams: events are printed as they happen, finished streams dropped.
+        streaming = fmt == "jsonl" and show_report and checker is None and golden is None
+        write = sys.stdout.write  # what click.echo would write, without its per-call cost
+        sink = (lambda ev: write(event_line(ev) + "\n")) if fmt == "jsonl" and show_report else None
+        try:
+            if workers > 1:
+                from .workers import replay_sharded
 
-        replayer = Replayer(plugin, tr, options)
-        if checker is not None:
-            replayer.after_packet = checker.after_packet
-        if fmt == "jsonl" and show_report:
-            replayer.sink = lambda ev: click.echo(event_line(ev))  # get_text_stream: deprecated
-        result: Run = replayer.run()
+                result: Run = replay_sharded(plugin, tr, options, workers,
+                                             write_lines=write if sink is not None else None,
+                                             streaming=streaming, checker=checker)
+            else:
+                from .replay import Replayer
+
+                replayer = Replayer(plugin, tr, options)
+                if checker is not None:
+                    replayer.after_packet = checker.after_packet
+                replayer.sink = sink
+                if streaming:
+                    replayer.stream_sink = lambda r: None
+                result = replayer.run()
+        finally:
+            if progress is not None:
+                progress.close()
         if not show_report:
             pass
         elif fmt == "json":
@@ -191,9 +217,11 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
             click.echo(json.dumps({"summary": summary(result)}, sort_keys=True))
         else:
             render_table(result, make_console())
-        if isinstance(options.pace, Pacer) and fmt == "table" and show_report:
-            click.echo(f"pacing: largest drift behind schedule {options.pace.max_drift * 1000:.1f} ms",
-                       err=True)
+        if pacer is not None:
+            click.echo(pacer.describe(), err=True)  # stderr only: the report stays deterministic
+        if result.input_error is not None:  # a bad packet mid-way: what ran is reported above
+            click.echo(str(result.input_error), err=True)
+            return result.input_error.exit_code
         if checker is None and golden is None:
             return result.exit_code
         return _compare(result, checker, golden, update_golden,

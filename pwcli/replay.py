@@ -8,17 +8,18 @@ the interpretation of every return value follow proxy-wasm-cpp-host (ABI.md sect
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from . import runtimes
-from .errors import GuestTrap, PluginLoadError
+from .errors import GuestTrap, PluginLoadError, TraceError
 from .events import Event, Failure, LocalReply, MessageResult, StreamResult
 from .host.codec import Pairs
 from .host.contexts import Message, RootContext, StreamContext
@@ -28,7 +29,7 @@ from .host.imports import Imports
 from .host.spec import BufferType, LogLevel, MapType, PeerType, StreamType, V010
 from .plugin import Plugin
 from .runtimes.base import Limits
-from .trace import Packet, Trace, UpstreamResponse
+from .trace import FlowChecker, Packet, Trace, UpstreamResponse
 
 NS_PER_MS = 1_000_000
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -70,6 +71,7 @@ class ReplayOptions:
     cache_dir: str | None = None
     runtime_options: dict[str, Any] = field(default_factory=dict)
     pace: Callable[[int, int], None] | None = None  # (packet index, virtual ns) -> waits
+    loop: int = 1  # replay the packets this many times; each loop's connections are new ones
 
 
 @dataclass
@@ -94,6 +96,8 @@ class Run:
     fuel: int = 0
     wall_seconds: float = 0.0
     expectations: Any = None  # pwcli.expect.Outcome when the trace has expect blocks
+    tally: dict[str, Any] | None = None  # streaming mode: summary counts (streams/events dropped)
+    input_error: Any = None  # a TraceError met mid-way in a streamed trace: the replay stopped there
 
     @property
     def failed(self) -> bool:
@@ -125,6 +129,52 @@ class Run:
 
 class VmFailed(Exception):  # noqa: N818 - internal control flow
     pass
+
+
+GC_EVERY = 20_000  # packets between two young-generation collections (automatic GC is off)
+
+
+class _EventTally:
+    """Streaming mode's stand-in for the event list: counts what the summary needs, keeps nothing."""
+
+    def __init__(self) -> None:
+        self.host_calls = 0
+        self.callbacks = 0
+        self.in_streams = 0  # host calls and logs of streams (the "did nothing" warning)
+        self.streams: dict[str, int] = dict.fromkeys(
+            ("streams", "completed", "failed", "not_run", "stalled", "incomplete", "local_replies"), 0
+        )
+
+    def append(self, ev: Event) -> None:
+        kind = ev.kind
+        if kind == "hostcall":
+            self.host_calls += 1
+            if ev.stream is not None:
+                self.in_streams += 1
+        elif kind == "callback":
+            self.callbacks += 1
+        elif kind == "log" and ev.stream is not None:
+            self.in_streams += 1
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def add_stream(self, r: StreamResult) -> None:
+        c = self.streams
+        flags = set(r.flags)
+        c["streams"] += 1
+        c["completed"] += not ({"failed", "not_run"} & flags)
+        c["failed"] += "failed" in flags
+        c["not_run"] += "not_run" in flags
+        c["stalled"] += "stalled" in flags
+        c["incomplete"] += "incomplete" in flags
+        c["local_replies"] += r.local_reply is not None
+
+    def tally(self) -> dict[str, Any]:
+        return {**self.streams, "host_calls": self.host_calls, "callbacks": self.callbacks}
 
 
 class _Conn:
@@ -194,6 +244,19 @@ class Replayer:
         self.sink: Callable[[Event], None] | None = None
         # Called after each packet with (packet index, this replayer): pwcli.expect's snapshots.
         self.after_packet: Callable[[int, Replayer], None] | None = None
+        # Streaming mode (set before run): finished streams go to stream_sink and are dropped,
+        # events are counted, not kept; memory stays flat however long the trace.
+        self.stream_sink: Callable[[StreamResult], None] | None = None
+        self.stream_count = 0
+        self.input_error: TraceError | None = None
+        self.flow: FlowChecker | None = None
+        # --workers (pwcli.workers): replay only connections id % n == k of (k, n), numbering
+        # streams, contexts and connections and keeping virtual time as the whole trace would.
+        self.shard: tuple[int, int] | None = None
+        self.global_streams = 0
+        self.next_ordinal: int | None = None
+        self.clock_ns = 0
+        self.after_start: Callable[[], None] | None = None
 
     def _runtime_kwargs(self) -> dict[str, Any]:
         kw = dict(self.o.runtime_options)
@@ -351,30 +414,131 @@ class Replayer:
     # -- main loop --------------------------------------------------------------------------
     def run(self) -> Run:
         started = time.monotonic()
-        vm_ok = self._start_vm()
+        streaming = self.stream_sink is not None
+        if streaming:
+            self.events = _EventTally()  # type: ignore[assignment]
+        if getattr(self.trace, "streaming", False) or self.o.loop > 1 or self.shard is not None:
+            # Packets validated while they arrive (or repeated): pair them as they come.
+            self.flow = FlowChecker(self.trace.source)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # collected every GC_EVERY packets instead: the replay makes few cycles
+        try:
+            vm_ok = self._start_vm()
+            if self.shard is not None:
+                self.next_ctx = 1 << 31  # stream contexts are numbered by the whole trace
+            if self.after_start is not None:
+                self.after_start()
+            count = self._loop(vm_ok, streaming)
+            if not self.fail_fast_hit and self.input_error is None:
+                self._drain()
+            self._finish_all()
+            if streaming:
+                self._sweep(final=True)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        result = self._result(count, time.monotonic() - started)
+        result.input_error = self.input_error
+        if streaming:
+            result.tally = self.events.tally()  # type: ignore[attr-defined]
+            result.events = []
+        return result
+
+    def _packets(self) -> Iterator[Packet]:
+        """The packets of every loop: from the second loop on, a packet's connection key carries
+        the loop number, so each loop's connections are new connections (new streams and ids)."""
+        for loop in range(self.o.loop):
+            for p in self.trace.packets:
+                if loop:
+                    p = p.model_copy()
+                    p.__dict__["key"] = (*p.key, loop)  # the cached 5-tuple, made distinct
+                yield p
+
+    def _loop(self, vm_ok: bool, streaming: bool) -> int:
         count = 0
-        for index, packet in enumerate(self.trace.packets):
+        packets = self._packets()
+        flow = self.flow
+        pace = self.o.pace
+        after = self.after_packet
+        shard = self.shard
+        poll = getattr(self.shared, "poll", None) if shard is not None else None
+        index = 0
+        while True:
+            try:
+                packet = next(packets)
+                if flow is not None:
+                    cid = flow.check(index, packet)
+            except StopIteration:
+                break
+            except TraceError as exc:
+                self.input_error = exc  # reported after what was replayed before it
+                break
             if self.fail_fast_hit:
                 self.warnings.append(f"--fail-fast: stopped before packet {index}")
                 break
-            target = self.now_ns + round(packet.delta_ms * NS_PER_MS)
-            if self.o.pace is not None:
-                self.o.pace(index, target)
+            if shard is not None:
+                self.next_ordinal = None
+                if flow.opened:  # type: ignore[union-attr]
+                    self.next_ordinal = self.global_streams
+                    self.global_streams += 1
+                self.clock_ns += round(packet.delta_ms * NS_PER_MS)
+                if cid % shard[1] != shard[0]:
+                    index += 1
+                    continue
+                target = self.clock_ns
+            else:
+                target = self.now_ns + round(packet.delta_ms * NS_PER_MS)
+            if pace is not None:
+                pace(index, target)
             self._run_timers(target)
             self._packet(index, packet, vm_ok)
-            if self.after_packet is not None:
-                self.after_packet(index, self)
+            if after is not None:
+                after(index, self)
             count += 1
-        if not self.fail_fast_hit:
-            self._drain()
-        self._finish_all()
-        return self._result(count, time.monotonic() - started)
+            index += 1
+            if poll is not None and self.host is not None:
+                poll()  # queues of this worker filled by another one
+                if self.host.queue_ready:
+                    self._after_callback()
+            if index % GC_EVERY == 0:
+                if streaming:
+                    self._sweep()
+                gc.collect(1)
+        if shard is not None and self.input_error is None and not self.fail_fast_hit:
+            self._run_timers(self.clock_ns)  # the whole trace's last packet time
+        return count
+
+    def _sweep(self, final: bool = False) -> None:
+        """Streaming mode: hand finished streams to stream_sink and forget them."""
+        keep = []
+        active = self.active
+        contexts = self.host.contexts if self.host is not None else {}
+        for r in self.streams:
+            if not final and r.ctx in active:
+                keep.append(r)
+                continue
+            self.stream_gen.pop(r.ctx, None)
+            ctx = contexts.get(r.ctx)
+            if ctx is not None and not ctx.is_root and getattr(ctx, "finished", False):
+                del contexts[r.ctx]
+            self.events.add_stream(r)  # type: ignore[attr-defined]
+            self.stream_sink(r)  # type: ignore[misc]
+        self.streams = keep
 
     def _packet(self, index: int, p: Packet, vm_ok: bool) -> None:
-        conn = self.conns.get(p.key)
+        key = p.key
+        conn = self.conns.get(key)
         if conn is None:
-            conn = _Conn(len(self.conns) + 1, p.key, p.is_tcp)
-            self.conns[p.key] = conn
+            cid = (self.flow.seen[key] >> 1) if self.flow is not None else len(self.conns) + 1
+            conn = _Conn(cid, key, p.is_tcp)
+            self.conns[key] = conn
+        self._on_packet(conn, index, p, vm_ok)
+        if self.stream_sink is not None and conn.open_request is None and not conn.awaiting and (
+            conn.tcp_stream is None or conn.tcp_stream.finished
+        ):
+            del self.conns[key]  # idle: a later packet of this 5-tuple gets its id from the flow
+
+    def _on_packet(self, conn: _Conn, index: int, p: Packet, vm_ok: bool) -> None:
         if not vm_ok:
             self._not_run(conn, index, p)
             return
@@ -409,14 +573,17 @@ class Replayer:
     # -- streams ----------------------------------------------------------------------------
     def _stream_result(self, conn: _Conn, index: int, p: Packet, kind: str, ctx: int) -> StreamResult:
         c, s = p.client, p.server
-        r = StreamResult(len(self.streams), ctx, kind, _hostport(*c), _hostport(*s), index)
+        number = self.stream_count if self.next_ordinal is None else self.next_ordinal
+        r = StreamResult(number, ctx, kind, _hostport(*c), _hostport(*s), index)
+        self.stream_count += 1
         self.streams.append(r)
         return r
 
     def _new_stream(self, conn: _Conn, index: int, p: Packet, kind: str) -> StreamContext:
         if self.vm_failure is not None and self.o.failure_policy == "reload":
             self._reload_vm()
-        ctx_id = self._new_ctx()
+        # --workers: the id one replay of the whole trace gives (root 1, then streams in order)
+        ctx_id = self._new_ctx() if self.next_ordinal is None else self.next_ordinal + 2
         self.stream_gen[ctx_id] = self.vm_gen
         result = self._stream_result(conn, index, p, kind, ctx_id)
         info = {
@@ -966,8 +1133,12 @@ class Replayer:
                 s.req.paused = s.resp.paused = None
                 self._complete(s)
         if self.host is not None and self.plugin is not None:
-            active = sum(1 for e in self.events if e.stream is not None and e.kind in ("hostcall", "log"))
-            if self.streams and active == 0 and self.vm_failure is None:
+            if isinstance(self.events, _EventTally):
+                active = self.events.in_streams
+            else:
+                active = sum(1 for e in self.events
+                             if e.stream is not None and e.kind in ("hostcall", "log"))
+            if self.stream_count and active == 0 and self.vm_failure is None:
                 self.warnings.append(
                     "the plugin did nothing during the streams (no host call, no log): "
                     f"is --root-id {self.root_id!r} the root id it registers?"

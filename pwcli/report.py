@@ -125,6 +125,10 @@ def stream_json(s: StreamResult, events: list[Event]) -> dict[str, Any]:
 
 
 def summary(run: Any) -> dict[str, Any]:
+    tally = getattr(run, "tally", None)
+    if tally is not None:  # a streaming replay: the counts were kept, the streams were not
+        return {"packets": run.packets, **tally, "logs": dict(run.log_counts),
+                "end_t_ms": t_ms(run.end_ns), "exit_status": run.exit_code}
     streams = run.streams
     return {
         "packets": run.packets,

@@ -13,6 +13,8 @@ import ipaddress
 import json
 import math
 import re
+import sys
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -60,7 +62,7 @@ def _address(v: Any) -> str:
     if not isinstance(v, str):
         raise _err("address", "must be an IPv4 or IPv6 address string, got {v}", v=json.dumps(v))
     try:
-        return str(ipaddress.ip_address(v.strip()))
+        return sys.intern(str(ipaddress.ip_address(v.strip())))  # shared by every packet
     except ValueError:
         raise _err("address", "not an IPv4 or IPv6 address: {v}", v=json.dumps(v)) from None
 
@@ -193,9 +195,11 @@ class Packet(_Strict):
     def server(self) -> tuple[str, int]:
         return (self.dip, self.dp) if self.forward_direction else (self.sip, self.sp)
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, int, str, int, str]:
-        """The canonical 5-tuple: client ip, client port, server ip, server port, protocol."""
+        """The canonical 5-tuple: client ip, client port, server ip, server port, protocol.
+
+        Computed once per packet (the replay and the flow check both ask)."""
         c, s = self.client, self.server
         return (c[0], c[1], s[0], s[1], self.protocol)
 
@@ -336,12 +340,54 @@ def _shown(value: Any) -> str:
 
 def check_flow(trace: Trace) -> None:
     """Pair packets as the replay will; a response with no request is an error naming the packet."""
-    conns: dict[tuple[str, int, str, int, str], dict[str, Any]] = {}
+    flow = FlowChecker(trace.source)
     for i, p in enumerate(trace.packets):
-        conn = conns.setdefault(p.key, {"tcp": p.is_tcp, "open": [], "req_open": False})
+        flow.check(i, p)
+
+
+class FlowChecker:
+    """check_flow one packet at a time, for traces read incrementally.
+
+    Memory stays flat: a connection's pairing state is kept only while it has a request or a
+    response open; every connection seen keeps one small int (its number and whether it is TCP),
+    which the replay reuses as the connection id."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.seen: dict[tuple[str, int, str, int, str], int] = {}  # key -> id << 1 | tcp
+        self.live: dict[tuple[str, int, str, int, str], dict[str, Any]] = {}
+        self.tcp_open: set[tuple[str, int, str, int, str]] = set()
+        self.opened = False  # the last packet checked opens a stream (the replay's pairing)
+
+    def check(self, index: int, p: Packet) -> int:
+        """Raise TraceError if ``p`` cannot be paired; return its connection id (from 1)."""
+        key = p.key
+        tcp = p.is_tcp
+        tag = self.seen.get(key)
+        if tag is None:
+            tag = self.seen[key] = ((len(self.seen) + 1) << 1) | tcp
+        if tcp or (tag & 1):
+            if tcp != bool(tag & 1):
+                raise TraceError("mixes TCP data packets and HTTP packets on one connection",
+                                 path=self.source, packet=index)
+            self.opened = key not in self.tcp_open  # a TCP stream ends with its close packet
+            if p.close is not None:
+                self.tcp_open.discard(key)
+            else:
+                self.tcp_open.add(key)
+            return tag >> 1
+        conn = self.live.get(key)
+        if conn is None:
+            conn = {"tcp": False, "open": [], "req_open": False}
+        self.opened = p.forward_direction and not conn["req_open"]
         fail = _flow_error(conn, p)
         if fail:
-            raise TraceError(fail[1], path=trace.source, packet=i, field=fail[0])
+            raise TraceError(fail[1], path=self.source, packet=index, field=fail[0])
+        if conn["open"] or conn["req_open"]:
+            self.live[key] = conn
+        else:
+            self.live.pop(key, None)
+        return tag >> 1
 
 
 def _flow_error(conn: dict[str, Any], p: Packet) -> tuple[str | None, str] | None:

@@ -30,6 +30,18 @@ from .spec import (
 )
 
 OK, NOT_FOUND, BAD_ARGUMENT = Status.OK, Status.NOT_FOUND, Status.BAD_ARGUMENT
+_STATUS_NAMES: dict[int, str] = {int(s): s.name for s in Status}
+_LEVEL_NAMES: dict[int, str] = {int(lvl): lvl.name.lower() for lvl in LogLevel}
+# Plain ints for the hot path: an IntEnum member lookup costs a descriptor call each time.
+_MT_HTTP_REQUEST_HEADERS = int(MapType.HTTP_REQUEST_HEADERS)
+_MT_HTTP_RESPONSE_HEADERS = int(MapType.HTTP_RESPONSE_HEADERS)
+_MT_HTTP_REQUEST_TRAILERS = int(MapType.HTTP_REQUEST_TRAILERS)
+_MT_HTTP_CALL_RESPONSE_TRAILERS = int(MapType.HTTP_CALL_RESPONSE_TRAILERS)
+_MT_GRPC_CALL_INITIAL_METADATA = int(MapType.GRPC_CALL_INITIAL_METADATA)
+_LL_CRITICAL = int(LogLevel.CRITICAL)
+_BT_HTTP_REQUEST_BODY = int(BufferType.HTTP_REQUEST_BODY)
+_BT_HTTP_RESPONSE_BODY = int(BufferType.HTTP_RESPONSE_BODY)
+_BT_MAX = int(max(BufferType))
 EPOCH_2024_NS = 1_704_067_200 * 1_000_000_000
 
 
@@ -59,7 +71,9 @@ class Metric:
 
 
 class SharedState:
-    """Shared data and queues: per VM id, shared across the VMs of one replay."""
+    """Shared data and queues: per VM id, shared across the VMs of one replay.
+
+    Hosts use the methods below only, so another process can serve them (pwcli.workers)."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, tuple[bytes, int]] = {}
@@ -68,6 +82,51 @@ class SharedState:
         self.queue_owner: dict[int, Host] = {}
         self.next_cas = 1
         self.next_queue = 1
+
+    def get_data(self, key: bytes) -> tuple[bytes, int] | None:
+        """(value, cas) or None."""
+        return self.data.get(key)
+
+    def set_data(self, key: bytes, value: bytes, cas: int) -> bool:
+        """False on a CAS mismatch (nothing written)."""
+        entry = self.data.get(key)
+        if cas and entry is not None and entry[1] != cas:
+            return False
+        self.data[key] = (value, self.next_cas)
+        self.next_cas += 1
+        return True
+
+    def register_queue(self, vm_id: str, name: bytes, owner: Host) -> int:
+        key = (vm_id, name)
+        qid = self.queue_names.get(key)
+        if qid is None:
+            qid = self.next_queue
+            self.next_queue += 1
+            self.queue_names[key] = qid
+            self.queues[qid] = deque()
+        self.queue_owner[qid] = owner
+        return qid
+
+    def resolve_queue(self, vm_id: str, name: bytes) -> int | None:
+        return self.queue_names.get((vm_id, name))
+
+    def enqueue(self, qid: int, value: bytes) -> bool:
+        """False when there is no such queue; tells the owner's host the queue is ready."""
+        q = self.queues.get(qid)
+        if q is None:
+            return False
+        q.append(value)
+        owner = self.queue_owner.get(qid)
+        if owner is not None:
+            owner.queue_ready.append((owner, qid))
+        return True
+
+    def dequeue(self, qid: int) -> tuple[bool, bytes | None]:
+        """(False, None): no such queue; (True, None): empty; (True, value)."""
+        q = self.queues.get(qid)
+        if q is None:
+            return False, None
+        return True, (q.popleft() if q else None)
 
 
 @dataclass
@@ -135,22 +194,18 @@ class Host:
         ctx: Context | None = None,
     ) -> Event:
         c = ctx or self.effective or self.current
-        ev = Event(
-            self.now_ns,
-            c.id if c is not None else 0,
-            c.result.index if isinstance(c, StreamContext) else None,
-            kind,
-            name,
-            args,
-            result,
-        )
+        if c is None:
+            ev = Event(self.now_ns, 0, None, kind, name, args, result)
+        else:
+            ev = Event(self.now_ns, c.id, c.result.index if isinstance(c, StreamContext) else None,
+                       kind, name, args, result)
         self.events.append(ev)
         if self.sink is not None:
             self.sink(ev)
         return ev
 
     def _rec(self, name: str, args: dict[str, Any], status: int, result: Any = None) -> int:
-        res: Any = Status(status).name if status in Status._value2member_map_ else status
+        res: Any = _STATUS_NAMES.get(status, status)
         if result is not None:
             res = {"status": res, "value": result}
         self.record("hostcall", name, args, res)
@@ -158,13 +213,13 @@ class Host:
 
     # -- logging and time -------------------------------------------------------------------
     def proxy_log(self, level: int, message: bytes) -> int:
-        if level > LogLevel.CRITICAL:
+        if level > _LL_CRITICAL:
             return self._rec("proxy_log", {"level": level, "message": _text(message)}, BAD_ARGUMENT)
         self.log(level, _text(message))
         return OK
 
     def log(self, level: int, message: str) -> None:
-        name = LogLevel(level).name.lower()
+        name = _LEVEL_NAMES.get(level) or LogLevel(level).name.lower()
         self.log_counts[name] += 1
         if level >= self.opts.log_level:
             self.record("log", name, {"message": message})
@@ -232,9 +287,9 @@ class Host:
             return None, self.oob_buffers[btype], "oob"
         c = self.ctx()
         if isinstance(c, StreamContext):
-            if btype == BufferType.HTTP_REQUEST_BODY and c.req.body_live:
+            if btype == _BT_HTTP_REQUEST_BODY and c.req.body_live:
                 return c.req, c.req.body, "req"
-            if btype == BufferType.HTTP_RESPONSE_BODY and c.resp.body_live:
+            if btype == _BT_HTTP_RESPONSE_BODY and c.resp.body_live:
                 return c.resp, c.resp.body, "resp"
             if btype == BufferType.DOWNSTREAM_DATA and c.tcp_down_live:
                 return None, c.tcp_down, "down"
@@ -247,7 +302,7 @@ class Host:
 
     def proxy_get_buffer_bytes(self, btype: int, start: int, max_size: int) -> tuple[int, bytes]:
         args = {"buffer": enum_name(BufferType, btype), "start": start, "max_size": max_size}
-        if btype > max(BufferType):
+        if btype > _BT_MAX:
             self._rec("proxy_get_buffer_bytes", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, b""
         _, data, _ = self._buffer(btype)
@@ -263,7 +318,7 @@ class Host:
 
     def proxy_get_buffer_status(self, btype: int) -> tuple[int, int, int]:
         args = {"buffer": enum_name(BufferType, btype)}
-        if btype > max(BufferType):
+        if btype > _BT_MAX:
             self._rec("proxy_get_buffer_status", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, 0, 0
         msg, data, _ = self._buffer(btype)
@@ -280,7 +335,7 @@ class Host:
             "size": size,
             "data": _preview(data),
         }
-        if btype > max(BufferType):
+        if btype > _BT_MAX:
             return self._rec("proxy_set_buffer_bytes", args, BAD_ARGUMENT)
         msg, buf, where = self._buffer(btype)
         if buf is None:
@@ -309,13 +364,13 @@ class Host:
     # -- header maps ------------------------------------------------------------------------
     def _map(self, mtype: int, write: bool) -> HeaderMap | None:
         """The map reachable now, as Envoy decides (ABI.md 3.3); None means BAD_ARGUMENT."""
-        if mtype >= MapType.GRPC_CALL_INITIAL_METADATA:
+        if mtype >= _MT_GRPC_CALL_INITIAL_METADATA:
             return None if write else self.oob_maps.get(mtype)
         c = self.ctx()
         if not isinstance(c, StreamContext):
             return None
-        msg = c.req if mtype <= MapType.HTTP_REQUEST_TRAILERS else c.resp
-        if mtype in (MapType.HTTP_REQUEST_HEADERS, MapType.HTTP_RESPONSE_HEADERS):
+        msg = c.req if mtype <= _MT_HTTP_REQUEST_TRAILERS else c.resp
+        if mtype == _MT_HTTP_REQUEST_HEADERS or mtype == _MT_HTTP_RESPONSE_HEADERS:
             if msg.headers_live or (c.in_log and not write):
                 return msg.headers
             return None
@@ -344,7 +399,7 @@ class Host:
 
     def proxy_get_header_map_size(self, mtype: int) -> tuple[int, int]:
         args = {"map": _map_name(mtype)}
-        m = self._map(mtype, False) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, False) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             self._rec("proxy_get_header_map_size", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, 0
@@ -353,7 +408,7 @@ class Host:
 
     def proxy_get_header_map_pairs(self, mtype: int) -> tuple[int, Pairs]:
         args = {"map": _map_name(mtype)}
-        m = self._map(mtype, False) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, False) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             self._rec("proxy_get_header_map_pairs", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, []
@@ -362,7 +417,7 @@ class Host:
 
     def proxy_set_header_map_pairs(self, mtype: int, pairs: Pairs | None) -> int:
         args: dict[str, Any] = {"map": _map_name(mtype)}
-        m = self._map(mtype, True) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, True) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             return self._rec("proxy_set_header_map_pairs", args, BAD_ARGUMENT)
         pairs = pairs or []  # cpp-host: malformed pairs decode to an empty map
@@ -378,7 +433,7 @@ class Host:
 
     def proxy_get_header_map_value(self, mtype: int, key: bytes) -> tuple[int, bytes]:
         args = {"map": _map_name(mtype), "key": _text(key)}
-        m = self._map(mtype, False) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, False) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             self._rec("proxy_get_header_map_value", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, b""
@@ -394,7 +449,7 @@ class Host:
 
     def proxy_add_header_map_value(self, mtype: int, key: bytes, value: bytes) -> int:
         args = {"map": _map_name(mtype), "key": _text(key), "value": _text(value)}
-        m = self._map(mtype, True) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, True) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             return self._rec("proxy_add_header_map_value", args, BAD_ARGUMENT)
         m.add(key, value)
@@ -403,7 +458,7 @@ class Host:
 
     def proxy_replace_header_map_value(self, mtype: int, key: bytes, value: bytes) -> int:
         args = {"map": _map_name(mtype), "key": _text(key), "value": _text(value)}
-        m = self._map(mtype, True) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, True) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             return self._rec("proxy_replace_header_map_value", args, BAD_ARGUMENT)
         before = m.get(key)
@@ -413,7 +468,7 @@ class Host:
 
     def proxy_remove_header_map_value(self, mtype: int, key: bytes) -> int:
         args = {"map": _map_name(mtype), "key": _text(key)}
-        m = self._map(mtype, True) if mtype <= MapType.HTTP_CALL_RESPONSE_TRAILERS else None
+        m = self._map(mtype, True) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
         if m is None:
             return self._rec("proxy_remove_header_map_value", args, BAD_ARGUMENT)
         before = m.get(key)
@@ -528,7 +583,7 @@ class Host:
 
     # -- shared data and queues -----------------------------------------------------------
     def proxy_get_shared_data(self, key: bytes) -> tuple[int, bytes, int]:
-        entry = self.shared.data.get(key)
+        entry = self.shared.get_data(key)
         if entry is None:
             self._rec("proxy_get_shared_data", {"key": _text(key)}, NOT_FOUND)
             return NOT_FOUND, b"", 0
@@ -538,28 +593,18 @@ class Host:
 
     def proxy_set_shared_data(self, key: bytes, value: bytes, cas: int) -> int:
         args = {"key": _text(key), "value": _preview(value), "cas": cas}
-        entry = self.shared.data.get(key)
-        if cas and entry is not None and entry[1] != cas:
+        if not self.shared.set_data(key, value, cas):
             return self._rec("proxy_set_shared_data", args, Status.CAS_MISMATCH)
-        self.shared.data[key] = (value, self.shared.next_cas)
-        self.shared.next_cas += 1
         return self._rec("proxy_set_shared_data", args, OK)
 
     def proxy_register_shared_queue(self, name: bytes) -> tuple[int, int]:
-        key = (self.opts.vm_id, name)
-        qid = self.shared.queue_names.get(key)
-        if qid is None:
-            qid = self.shared.next_queue
-            self.shared.next_queue += 1
-            self.shared.queue_names[key] = qid
-            self.shared.queues[qid] = deque()
-        self.shared.queue_owner[qid] = self
+        qid = self.shared.register_queue(self.opts.vm_id, name, self)
         self._rec("proxy_register_shared_queue", {"name": _text(name)}, OK, qid)
         return OK, qid
 
     def proxy_resolve_shared_queue(self, vm_id: bytes, name: bytes) -> tuple[int, int]:
         args = {"vm_id": _text(vm_id), "name": _text(name)}
-        qid = self.shared.queue_names.get((_text(vm_id), name))
+        qid = self.shared.resolve_queue(_text(vm_id), name)
         if qid is None:
             self._rec("proxy_resolve_shared_queue", args, NOT_FOUND)
             return NOT_FOUND, 0
@@ -568,24 +613,18 @@ class Host:
 
     def proxy_enqueue_shared_queue(self, qid: int, value: bytes) -> int:
         args = {"queue_id": qid, "value": _preview(value)}
-        q = self.shared.queues.get(qid)
-        if q is None:
+        if not self.shared.enqueue(qid, value):
             return self._rec("proxy_enqueue_shared_queue", args, NOT_FOUND)
-        q.append(value)
-        owner = self.shared.queue_owner.get(qid)
-        if owner is not None:
-            owner.queue_ready.append((owner, qid))
         return self._rec("proxy_enqueue_shared_queue", args, OK)
 
     def proxy_dequeue_shared_queue(self, qid: int) -> tuple[int, bytes]:
-        q = self.shared.queues.get(qid)
-        if q is None:
+        found, value = self.shared.dequeue(qid)
+        if not found:
             self._rec("proxy_dequeue_shared_queue", {"queue_id": qid}, NOT_FOUND)
             return NOT_FOUND, b""
-        if not q:
+        if value is None:
             self._rec("proxy_dequeue_shared_queue", {"queue_id": qid}, Status.EMPTY)
             return Status.EMPTY, b""
-        value = q.popleft()
         self._rec("proxy_dequeue_shared_queue", {"queue_id": qid}, OK, _preview(value))
         return OK, value
 
@@ -754,7 +793,10 @@ def decode_pairs_or_empty(data: bytes) -> Pairs | None:
 
 
 def _text(b: bytes | bytearray) -> str:
-    return bytes(b).decode("utf-8", "backslashreplace")
+    try:
+        return b.decode("utf-8", "backslashreplace")
+    except AttributeError:  # a memoryview
+        return bytes(b).decode("utf-8", "backslashreplace")
 
 
 def _preview(b: bytes | bytearray, limit: int = 256) -> str:
@@ -763,4 +805,8 @@ def _preview(b: bytes | bytearray, limit: int = 256) -> str:
 
 
 def _map_name(mtype: int) -> str:
-    return enum_name(MapType, mtype).removeprefix("http_")
+    name = _MAP_NAMES.get(mtype)
+    return name if name is not None else enum_name(MapType, mtype).removeprefix("http_")
+
+
+_MAP_NAMES = {int(m): m.name.lower().removeprefix("http_") for m in MapType}

@@ -21,6 +21,7 @@ from .spec import HOST_FUNCTIONS, WASI_FUNCTIONS, WASI_MODULES, WASI_NOT_IN_ENVO
 from .wasi import Wasi
 
 INVALID = Status.INVALID_MEMORY_ACCESS
+_OK = int(Status.OK)  # a plain int: an IntEnum member lookup is slow on the hot path
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
@@ -40,8 +41,26 @@ class Imports:
         self.host = host
         self.allocator = allocator
         self.lenient = lenient
-        self.instance: Any = None
+        self.instance = None
         self.wasi = Wasi(host, self)
+
+    @property
+    def instance(self) -> Any:
+        return self._instance
+
+    @instance.setter
+    def instance(self, instance: Any) -> None:
+        # The memory's bound methods, looked up once: every host call goes through them.
+        self._instance = instance
+        if instance is not None:
+            mem = instance.memory
+            self.read = mem.read  # type: ignore[method-assign]
+            self.write = mem.write  # type: ignore[method-assign]
+            self._call = instance.call
+            fast = getattr(mem, "write_u32", None)
+            if fast is not None:
+                self.write_u32 = fast  # type: ignore[method-assign]
+            self._check = getattr(mem, "check", None) or mem.read
 
     # -- memory helpers ---------------------------------------------------------------------
     def read(self, ptr: int, size: int) -> bytes:
@@ -51,10 +70,13 @@ class Imports:
         self.instance.memory.write(ptr, data)
 
     def write_u32(self, ptr: int, value: int) -> None:
-        self.instance.memory.write(ptr, _U32.pack(value & 0xFFFFFFFF))
+        self.write(ptr, _U32.pack(value & 0xFFFFFFFF))
+
+    def _check(self, ptr: int, size: int) -> None:
+        self.read(ptr, size)  # raises OutOfBounds
 
     def write_u64(self, ptr: int, value: int) -> None:
-        self.instance.memory.write(ptr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
+        self.write(ptr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
 
     def alloc(self, size: int) -> int:
         if self.allocator is None:
@@ -63,11 +85,15 @@ class Imports:
         saved = host.restricted
         host.restricted = "allocator"
         try:
-            ptr = self.instance.call(self.allocator, size)
+            ptr = self._call(self.allocator, size)
         finally:
             host.restricted = saved
-        if not ptr or ptr + size > self.instance.memory.size():
+        if not ptr:
             raise AllocationFailed(f"{self.allocator}({size}) returned {ptr}")
+        try:
+            self._check(ptr, size)  # in bounds (the memory re-checks its size if needed)
+        except OutOfBounds:
+            raise AllocationFailed(f"{self.allocator}({size}) returned {ptr}") from None
         return int(ptr)
 
     def out_bytes(self, data: bytes, ptr_ptr: int, size_ptr: int) -> None:
@@ -77,12 +103,15 @@ class Imports:
             self.write_u32(size_ptr, 0)
             return
         # Check the out-addresses first, so a bad one does not leak a guest allocation.
-        self.read(ptr_ptr, 4)
-        self.read(size_ptr, 4)
-        ptr = self.alloc(len(data))
+        check = self._check
+        check(ptr_ptr, 4)
+        check(size_ptr, 4)
+        n = len(data)
+        ptr = self.alloc(n)
         self.write(ptr, data)
-        self.write_u32(ptr_ptr, ptr)
-        self.write_u32(size_ptr, len(data))
+        write_u32 = self.write_u32
+        write_u32(ptr_ptr, ptr)
+        write_u32(size_ptr, n)
 
     def pairs(self, ptr: int, size: int) -> list[tuple[bytes, bytes]] | None:
         return decode_pairs(self.read(ptr, size)) if size else []
@@ -193,14 +222,14 @@ class Imports:
     def _proxy_get_status(self, code_ptr: int, msg_ptr: int, size_ptr: int) -> int:
         self.read(code_ptr, 4)
         status, code, msg = self.host.proxy_get_status()
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(code_ptr, code)
             self.out_bytes(msg, msg_ptr, size_ptr)
         return status
 
     def _proxy_get_configuration(self, ptr_ptr: int, size_ptr: int) -> int:
         status, data = self.host.proxy_get_configuration()
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(data, ptr_ptr, size_ptr)
         return status
 
@@ -208,7 +237,7 @@ class Imports:
         self, btype: int, start: int, max_size: int, ptr_ptr: int, size_ptr: int
     ) -> int:
         status, data = self.host.proxy_get_buffer_bytes(btype, start, max_size)
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(data, ptr_ptr, size_ptr)
         return status
 
@@ -216,7 +245,7 @@ class Imports:
         self.read(size_ptr, 4)
         self.read(flags_ptr, 4)
         status, size, flags = self.host.proxy_get_buffer_status(btype)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(size_ptr, size)
             self.write_u32(flags_ptr, flags)
         return status
@@ -227,13 +256,13 @@ class Imports:
     def _proxy_get_header_map_size(self, mtype: int, size_ptr: int) -> int:
         self.read(size_ptr, 4)
         status, size = self.host.proxy_get_header_map_size(mtype)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(size_ptr, size)
         return status
 
     def _proxy_get_header_map_pairs(self, mtype: int, ptr_ptr: int, size_ptr: int) -> int:
         status, pairs = self.host.proxy_get_header_map_pairs(mtype)
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(encode_pairs(pairs), ptr_ptr, size_ptr)
         return status
 
@@ -244,7 +273,7 @@ class Imports:
         self, mtype: int, kptr: int, klen: int, vptr_ptr: int, vlen_ptr: int
     ) -> int:
         status, value = self.host.proxy_get_header_map_value(mtype, self.read(kptr, klen))
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(value, vptr_ptr, vlen_ptr)
         return status
 
@@ -290,7 +319,7 @@ class Imports:
         headers, trailers = self.pairs(hp, hl), self.pairs(tp, tl)
         self.read(token_ptr, 4)
         status, token = self.host.proxy_http_call(upstream, headers, body, trailers, timeout)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(token_ptr, token)
         return status
 
@@ -302,7 +331,7 @@ class Imports:
         message = self.read(msgp, msgl)
         self.read(token_ptr, 4)
         status, token = self.host.proxy_grpc_call(*args, message, timeout)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(token_ptr, token)
         return status
 
@@ -313,7 +342,7 @@ class Imports:
         args = (self.read(up, ul), self.read(sp, sl), self.read(mp, ml), self.pairs(ip, il))
         self.read(token_ptr, 4)
         status, token = self.host.proxy_grpc_stream(*args)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(token_ptr, token)
         return status
 
@@ -332,7 +361,7 @@ class Imports:
         key = self.read(kp, kl)
         self.read(cas_ptr, 4)
         status, value, cas = self.host.proxy_get_shared_data(key)
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(value, vptr_ptr, vlen_ptr)
             self.write_u32(cas_ptr, cas)
         return status
@@ -344,7 +373,7 @@ class Imports:
         name = self.read(np_, nl)
         self.read(id_ptr, 4)
         status, qid = self.host.proxy_register_shared_queue(name)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(id_ptr, qid)
         return status
 
@@ -352,7 +381,7 @@ class Imports:
         vm_id, name = self.read(vp, vl), self.read(np_, nl)
         self.read(id_ptr, 4)
         status, qid = self.host.proxy_resolve_shared_queue(vm_id, name)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(id_ptr, qid)
         return status
 
@@ -361,7 +390,7 @@ class Imports:
 
     def _proxy_dequeue_shared_queue(self, qid: int, ptr_ptr: int, size_ptr: int) -> int:
         status, value = self.host.proxy_dequeue_shared_queue(qid)
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(value, ptr_ptr, size_ptr)
         return status
 
@@ -369,7 +398,7 @@ class Imports:
         name = self.read(np_, nl)
         self.read(id_ptr, 4)
         status, mid = self.host.proxy_define_metric(mtype, name)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u32(id_ptr, mid)
         return status
 
@@ -382,13 +411,13 @@ class Imports:
     def _proxy_get_metric(self, mid: int, out: int) -> int:
         self.read(out, 8)
         status, value = self.host.proxy_get_metric(mid)
-        if status == Status.OK:
+        if status == _OK:
             self.write_u64(out, value)
         return status
 
     def _proxy_get_property(self, pp: int, pl: int, vptr_ptr: int, vlen_ptr: int) -> int:
         status, value = self.host.proxy_get_property(self.read(pp, pl))
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(value, vptr_ptr, vlen_ptr)
         return status
 
@@ -399,7 +428,7 @@ class Imports:
         self, np_: int, nl: int, ap: int, al: int, rptr_ptr: int, rlen_ptr: int
     ) -> int:
         status, out = self.host.proxy_call_foreign_function(self.read(np_, nl), self.read(ap, al))
-        if status == Status.OK:
+        if status == _OK:
             self.out_bytes(out, rptr_ptr, rlen_ptr)
         return status
 

@@ -99,10 +99,18 @@ class Errno(IntEnum):
 
 # Lower-case names used in reports: "request_headers", "http_call_response_body", ...
 def enum_name(enum: type[IntEnum], value: int) -> str:
-    try:
-        return enum(value).name.lower()
-    except ValueError:
-        return f"unknown({value})"
+    name = _ENUM_NAMES.get((enum, value))
+    if name is None:
+        try:
+            name = enum(value).name.lower()
+        except ValueError:
+            name = f"unknown({value})"
+        if len(_ENUM_NAMES) < 4096:  # a hot-path cache; odd values are not worth keeping
+            _ENUM_NAMES[(enum, value)] = name
+    return name
+
+
+_ENUM_NAMES: dict[tuple[type[IntEnum], int], str] = {}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -50,6 +51,14 @@ _memory_size.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
 _set_deadline = _lib.wasmtime_context_set_epoch_deadline
 _set_deadline.restype = None
 _set_deadline.argtypes = (ctypes.c_void_p, ctypes.c_uint64)
+# Hot-path handles without argtypes: arguments go pre-wrapped (c_void_p, c_uint64, byref).
+_fast = ctypes.CDLL(str(ffi.filename))
+_fast_set_fuel = _fast.wasmtime_context_set_fuel
+_fast_set_fuel.restype = ctypes.c_void_p
+_fast_get_fuel = _fast.wasmtime_context_get_fuel
+_fast_get_fuel.restype = ctypes.c_void_p
+_fast_caller_context = _fast.wasmtime_caller_context
+_fast_caller_context.restype = ctypes.c_void_p
 
 _CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
@@ -79,6 +88,9 @@ _VALTYPE = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64(),
 _FMT = {"i32": "I12x", "i64": "q8x", "f32": "f12x", "f64": "d8x"}
 _MASK = {"i32": 0xFFFFFFFF, "i64": None, "f32": None, "f64": None}
 _MAX_FUEL = (1 << 63) - 1
+_pack_u32 = struct.Struct("<I").pack_into
+_RESULT_CTYPE = {"i32": ctypes.c_uint32, "i64": ctypes.c_int64, "f32": ctypes.c_float,
+                 "f64": ctypes.c_double}
 
 
 def _args_struct(types: Sequence[str]) -> struct.Struct:
@@ -209,6 +221,21 @@ class WasmtimeMemory:
                 raise OutOfBounds(ptr, len(data))
         self.view[ptr:end] = data
 
+    # Optional fast paths (Imports uses them when a memory has them).
+    def check(self, ptr: int, size: int) -> None:
+        """Raise OutOfBounds unless [ptr, ptr + size) is inside the memory."""
+        if ptr + size > self._size:
+            self.refresh()
+            if ptr + size > self._size or ptr < 0 or size < 0:
+                raise OutOfBounds(ptr, size)
+
+    def write_u32(self, ptr: int, value: int) -> None:
+        if ptr + 4 > self._size:
+            self.refresh()
+            if ptr + 4 > self._size or ptr < 0:
+                raise OutOfBounds(ptr, 4)
+        _pack_u32(self.view, ptr, value & 0xFFFFFFFF)
+
 
 class WasmtimeInstance:
     def __init__(
@@ -235,7 +262,9 @@ class WasmtimeInstance:
         linker = wasmtime.Linker(runtime.engine)
         for hf in imports:
             self._define(linker, hf)
-        self._funcs: dict[str, tuple[object, object, struct.Struct, struct.Struct | None]] = {}
+        self._funcs: dict[str, tuple[Any, ...]] = {}
+        self._has: dict[str, bool] = {}
+        self._prepare_calls()
         try:
             self._depth += 1
             self.instance = linker.instantiate(self.store, module)
@@ -262,7 +291,8 @@ class WasmtimeInstance:
         unpack = _args_struct(hf.params).unpack if n else None
         size = 16 * n
         result = hf.results[0] if hf.results else None
-        pack_result = struct.Struct("<" + _FMT[result][0]).pack_into if result else None
+        # The result goes in slot 0 of the args-and-results array, through one ctypes scalar.
+        out = _RESULT_CTYPE[result].from_address if result else None
         mask = _MASK[result] if result else None
         string_at = ctypes.string_at
         inst = self
@@ -272,10 +302,8 @@ class WasmtimeInstance:
             inst._caller = caller
             try:
                 r = fn(*unpack(string_at(args, size))) if unpack else fn()
-                if pack_result is not None:
-                    if mask is not None:
-                        r &= mask
-                    pack_result((ctypes.c_char * 16).from_address(args), 0, r)
+                if out is not None:
+                    out(args).value = r & mask if mask is not None else r
                 return 0
             except BaseException as exc:  # noqa: BLE001 - re-raised after the guest unwinds
                 inst._pending = exc
@@ -304,9 +332,22 @@ class WasmtimeInstance:
         return self._store_ctx
 
     def has_export(self, name: str) -> bool:
-        return isinstance(self._exports.get(name), wasmtime.Func)
+        known = self._has.get(name)
+        if known is None:
+            known = self._has[name] = isinstance(self._exports.get(name), wasmtime.Func)
+        return known
 
-    def _func(self, name: str) -> tuple[object, object, struct.Struct, struct.Struct | None]:
+    def _prepare_calls(self) -> None:
+        """Everything a guest call needs, wrapped once: the hot path passes these as they are."""
+        limits = self.limits
+        self._fuel_start = limits.fuel if limits.fuel is not None else _MAX_FUEL
+        self._fuel_arg = ctypes.c_uint64(self._fuel_start)
+        self._fuel_left = ctypes.c_uint64()
+        self._fuel_left_ref = ctypes.byref(self._fuel_left)
+        self._ctx_arg = ctypes.c_void_p(self._store_ctx)
+        self._wall = limits.wall_seconds
+
+    def _func(self, name: str) -> tuple[Any, ...]:
         entry = self._funcs.get(name)
         if entry is None:
             func = self._exports.get(name)
@@ -316,45 +357,65 @@ class WasmtimeInstance:
             params = [str(t) for t in ftype.params]
             results = [str(t) for t in ftype.results]
             slots = max(len(params), len(results), 1)
-            buf = (ctypes.c_char * (16 * slots))()
             entry = (
                 ctypes.byref(func._func),
-                buf,
+                [],  # one args-and-results buffer per call depth (the allocator re-enters)
                 _args_struct(params),
                 _args_struct(results[:1]) if results else None,
+                ctypes.c_size_t(slots),
+                func,  # keeps the export alive
             )
             self._funcs[name] = entry
-            self._keep = getattr(self, "_keep", []) + [func]
         return entry
 
+    def _slot(self, entry: tuple[Any, ...], depth: int) -> tuple[Any, Any, Any]:
+        """The args-and-results buffer and trap out-slot of one function at one call depth."""
+        slots = entry[1]
+        while len(slots) <= depth:
+            trap = ctypes.c_void_p()
+            slots.append(((ctypes.c_char * (16 * entry[4].value))(), trap, ctypes.byref(trap)))
+        return slots[depth]
+
     def call(self, name: str, *args: int) -> int | None:
-        func, buf, argpack, respack = self._func(name)
-        nested = self._depth > 0
-        if nested:
-            buf = (ctypes.c_char * len(buf))()
+        entry = self._funcs.get(name)
+        if entry is None:
+            entry = self._func(name)
+        func, slots, argpack, respack, nslots, _ = entry
+        depth = self._depth
+        try:
+            buf, trap, trap_ref = slots[depth]
+        except IndexError:
+            buf, trap, trap_ref = self._slot(entry, depth)
         if args:
             argpack.pack_into(buf, 0, *args)
-        ctx = self._context()
-        trap = ctypes.c_void_p()
-        if not nested:
-            if self._epoch != self.runtime.watchdog.epoch:
-                self._epoch = self.runtime.watchdog.epoch
-                _set_deadline(ctx, 1)
-            fuel = self.limits.fuel
-            _set_fuel(ctx, fuel if fuel is not None else _MAX_FUEL)
-            if self.limits.wall_seconds is not None:
-                self.runtime.watchdog.arm(self.limits.wall_seconds)
-        self._depth += 1
-        try:
-            err = _call_unchecked(
-                ctypes.c_void_p(ctx), func, buf, ctypes.c_size_t(len(buf) // 16), ctypes.byref(trap)
-            )
-        finally:
-            self._depth -= 1
-            if not nested:
-                self.runtime.watchdog.disarm()
-                self._account_fuel(ctx)
+        if depth:  # the allocator, re-entered from a host function: the caller's context
+            self._depth = depth + 1
+            try:
+                err = _call_unchecked(ctypes.c_void_p(_caller_context(self._caller)), func, buf,
+                                      nslots, trap_ref)
+            finally:
+                self._depth = depth
+        else:
+            ctx = self._ctx_arg
+            watchdog = self.runtime.watchdog
+            if self._epoch != watchdog.epoch:
+                self._epoch = watchdog.epoch
+                _set_deadline(self._store_ctx, 1)
+            _fast_set_fuel(ctx, self._fuel_arg)
+            if self._wall is not None:
+                watchdog.arm(self._wall)
+            self._depth = 1
+            try:
+                err = _call_unchecked(ctx, func, buf, nslots, trap_ref)
+            finally:
+                self._depth = 0
+                watchdog.deadline = None
+                _fast_get_fuel(ctx, self._fuel_left_ref)
+                used = self._fuel_start - self._fuel_left.value
+                if used > 0:
+                    self._fuel_used += used
         if err:
+            trap.value = None
             exc = wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
             pending, self._pending = self._pending, None
             if pending is not None:
@@ -362,6 +423,7 @@ class WasmtimeInstance:
             raise GuestTrap("trap", _trap_message(str(exc)), frames=_error_frames(exc))
         if trap.value:
             wtrap = wasmtime.Trap._from_ptr(ctypes.cast(trap, ctypes.POINTER(ffi.wasm_trap_t)))
+            trap.value = None  # the slot is reused: only a new trap may set it
             pending, self._pending = self._pending, None
             if pending is not None:
                 raise self._translate_pending(pending, wtrap)
