@@ -188,17 +188,7 @@ def test_stack_overflow_then_the_instance_still_recurses_normally(runtime: str) 
         assert inst.call("down", 500) == 500
 
 
-def test_a_trap_in_the_start_function_is_a_guest_trap_at_load(
-    runtime: str, request: pytest.FixtureRequest
-) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            runtime == "wasmtime",
-            strict=False,
-            reason="wasmtime.py reads the memory export before it exists when the start "
-            "function traps",
-        )
-    )
+def test_a_trap_in_the_start_function_is_a_guest_trap_at_load(runtime: str) -> None:
     with pytest.raises(GuestTrap) as info:
         load(runtime, '(func $s unreachable) (start $s) (func (export "f"))')
     assert info.value.kind == "unreachable"
