@@ -160,4 +160,6 @@ def measure(n: int = 50_000, repeat: int = 5) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(measure())
+    import json
+
+    print(json.dumps(measure()))  # argv[1] (the library) is the wheel's: wasmtime-py loads it

@@ -8,9 +8,11 @@ from typing import Any, TextIO
 
 
 def packets(streams: int, *, gap_ms: float = 0.0) -> Iterator[dict[str, Any]]:
-    """``streams`` request/response pairs, each on its own connection (a new client port/IP)."""
+    """``streams`` request/response pairs, each on its own connection: client ports 1024-61023 of
+    one client address, then of the next (as many clients behind a few addresses look)."""
     for i in range(streams):
-        ip = f"10.{1 + (i >> 16) % 250}.{(i >> 8) & 0xFF}.{i & 0xFF}"
+        client = i // 60000
+        ip = f"10.1.{client >> 8}.{client & 0xFF}"
         port = 1024 + i % 60000
         yield {"sip": ip, "sp": port, "dip": "10.0.0.1", "dp": 443, "scheme": "https",
                "uri_path": f"/item/{i}", "method": "GET",

@@ -14,8 +14,6 @@ Everything else (``pwcli.replay.Replayer``, ``pwcli.host``, ``pwcli.runtimes``) 
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
 from .errors import (
     BackendError,
     GuestTrap,
@@ -31,10 +29,21 @@ from .replay import ReplayOptions, Run, replay
 from .report import to_json
 from .trace import Packet, Trace, load_trace, parse_trace
 
-try:
-    __version__ = _metadata.version("pwcli")
-except _metadata.PackageNotFoundError:  # pragma: no cover
-    __version__ = "0+unknown"
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the package metadata when first asked (importlib.metadata is
+    slow to import, and the CLI's start-up does not need it)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'pwcli' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("pwcli")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        version = "0+unknown"
+    globals()["__version__"] = version
+    return version
 
 __all__ = [
     "BackendError",

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .events import Event, Failure, HeaderChange, LocalReply, MessageResult, StreamResult
 
 FORMAT_VERSION = 1
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+
+def _load_rich() -> None:
+    """rich is imported when a table is drawn: the JSON formats start faster without it."""
+    global Console, Table, Text
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 
 # -- JSON ----------------------------------------------------------------------------------
@@ -224,6 +233,7 @@ def _result_text(ev: Event) -> str:
 
 
 def make_console(*, file: Any = None, color: bool | None = None) -> Console:
+    _load_rich()
     console = Console(file=file, highlight=False, soft_wrap=False)
     if not console.is_terminal:
         console = Console(file=file, highlight=False, width=120, no_color=True,
@@ -232,6 +242,7 @@ def make_console(*, file: Any = None, color: bool | None = None) -> Console:
 
 
 def render_table(run: Any, console: Console) -> None:
+    _load_rich()
     labels = {s.index: f"#{s.index}" for s in run.streams}
     table = Table(title=f"pwcli replay: {run.plugin['file']} (ABI {run.plugin['abi']}) on "
                   f"{run.runtime} {run.runtime_version}", title_justify="left", expand=False)

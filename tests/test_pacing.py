@@ -125,3 +125,18 @@ def test_loop_one_is_the_plain_replay() -> None:
     b = runner.invoke(main, ["replay", TRACE, "--wasm", MYPROJECT, "--format", "json",
                              "--loop", "1"])
     assert a.stdout == b.stdout
+
+
+def test_progress_draws_only_on_a_terminal() -> None:
+    import io
+
+    from pwcli.pacing import Progress
+
+    assert not Progress.wanted(io.StringIO())  # not a terminal: silent
+    out = io.StringIO()
+    bar = Progress(1000, after=0.0, every=0.0, file=out)
+    for i in range(600):
+        bar(i, 0)
+    assert bar.bar is not None and bar.count == 600
+    bar.close()
+    assert bar.bar is None
