@@ -7,6 +7,7 @@ protocols, so a third-party backend needs no inheritance.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,6 +58,62 @@ class Memory(Protocol):
     def read(self, ptr: int, size: int) -> bytes: ...
     def write(self, ptr: int, data: bytes) -> None: ...
     def size(self) -> int: ...
+
+
+class ViewMemory:
+    """A ``Memory`` seen through a memoryview over the engine's linear memory.
+
+    Subclasses implement ``refresh()``: re-read the memory's size (and base, if the engine may move
+    it) and rebuild ``view``. Accesses past the known end refresh first, since the guest may have
+    grown its memory; a subclass whose base can move sets ``stale`` whenever guest code has run.
+    """
+
+    __slots__ = ("view", "_size", "stale")
+
+    def __init__(self) -> None:
+        self.view = memoryview(b"")
+        self._size = 0
+        self.stale = False
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+    def size(self) -> int:
+        self.refresh()
+        return self._size
+
+    def check(self, ptr: int, size: int) -> None:
+        """Raise OutOfBounds unless [ptr, ptr + size) is inside the memory."""
+        if self.stale or ptr + size > self._size:
+            self.refresh()
+            if ptr + size > self._size or ptr < 0 or size < 0:
+                raise OutOfBounds(ptr, size)
+
+    def read(self, ptr: int, size: int) -> bytes:
+        end = ptr + size
+        if self.stale or end > self._size:
+            self.refresh()
+            if end > self._size or ptr < 0 or size < 0:
+                raise OutOfBounds(ptr, size)
+        return self.view[ptr:end].tobytes()
+
+    def write(self, ptr: int, data: bytes) -> None:
+        end = ptr + len(data)
+        if self.stale or end > self._size:
+            self.refresh()
+            if end > self._size or ptr < 0:
+                raise OutOfBounds(ptr, len(data))
+        self.view[ptr:end] = data
+
+    def write_u32(self, ptr: int, value: int) -> None:
+        if self.stale or ptr + 4 > self._size:
+            self.refresh()
+            if ptr + 4 > self._size or ptr < 0:
+                raise OutOfBounds(ptr, 4)
+        _pack_u32(self.view, ptr, value & 0xFFFFFFFF)
+
+
+_pack_u32 = struct.Struct("<I").pack_into
 
 
 class Instance(Protocol):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import BackendError, GuestTrap, PluginLoadError
-from .base import HostFunction, Limits, OutOfBounds, RuntimeInfo
+from .base import HostFunction, Limits, RuntimeInfo, ViewMemory
 from .nativelib import (
     PAGE,
     LibrarySpec,
@@ -413,20 +413,19 @@ class WamrRuntime:
         return WamrInstance(self, wasm, imports, limits)
 
 
-class WamrMemory:
+class WamrMemory(ViewMemory):
     """Linear memory through a memoryview over WAMR's buffer. The buffer moves when the guest grows
     memory (software bounds checks reallocate it): any guest code may have run once ``stale`` is
     set (a host call entered, a guest call returned), and the page count tells whether it grew."""
 
-    __slots__ = ("_api", "mem", "_pages", "_page_bytes", "_size", "view", "stale")
+    __slots__ = ("_api", "mem", "_pages", "_page_bytes")
 
     def __init__(self, api: _Api) -> None:
+        super().__init__()
         self._api = api
         self.mem: Any = None
         self._pages = -1
         self._page_bytes = PAGE
-        self._size = 0
-        self.view = memoryview(b"")
         self.stale = True
 
     def bind(self, mem: int) -> None:
@@ -450,27 +449,6 @@ class WamrMemory:
                 if size and base
                 else memoryview(b"")
             )
-
-    def size(self) -> int:
-        self.refresh()
-        return self._size
-
-    def read(self, ptr: int, size: int) -> bytes:
-        end = ptr + size
-        if self.stale or end > self._size:
-            self.refresh()
-            if end > self._size or ptr < 0 or size < 0:
-                raise OutOfBounds(ptr, size)
-        return self.view[ptr:end].tobytes()
-
-    def write(self, ptr: int, data: bytes) -> None:
-        end = ptr + len(data)
-        if self.stale or end > self._size:
-            self.refresh()
-            if end > self._size or ptr < 0:
-                raise OutOfBounds(ptr, len(data))
-        self.view[ptr:end] = data
-
 
 class WamrInstance:
     def __init__(

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import BackendError, GuestTrap, PluginLoadError
-from .base import HostFunction, Limits, OutOfBounds, RuntimeInfo
+from .base import HostFunction, Limits, RuntimeInfo, ViewMemory
 from .depth import DEPTH_EXPORT, RESET_EXPORT, instrument
 from .nativelib import (
     PAGE,
@@ -411,18 +411,17 @@ class WasmEdgeRuntime:
         return WasmEdgeInstance(self, wasm, imports, limits)
 
 
-class WasmEdgeMemory:
+class WasmEdgeMemory(ViewMemory):
     """Linear memory through a memoryview. WasmEdge reserves each memory's address space up front,
     so the base never moves; the size is re-read only when an access goes past the known end."""
 
-    __slots__ = ("_api", "mem", "_size", "view", "_pages")
+    __slots__ = ("_api", "mem", "_pages")
 
     def __init__(self, api: _Api, mem: int) -> None:
+        super().__init__()
         self._api = api
         self.mem = vp(mem)
         self._pages = -1
-        self._size = 0
-        self.view = memoryview(b"")
         self.refresh()
 
     def refresh(self) -> None:
@@ -436,27 +435,6 @@ class WasmEdgeMemory:
                 if base
                 else memoryview(b"")
             )
-
-    def size(self) -> int:
-        self.refresh()
-        return self._size
-
-    def read(self, ptr: int, size: int) -> bytes:
-        end = ptr + size
-        if end > self._size:
-            self.refresh()
-            if end > self._size or ptr < 0 or size < 0:
-                raise OutOfBounds(ptr, size)
-        return self.view[ptr:end].tobytes()
-
-    def write(self, ptr: int, data: bytes) -> None:
-        end = ptr + len(data)
-        if end > self._size:
-            self.refresh()
-            if end > self._size or ptr < 0:
-                raise OutOfBounds(ptr, len(data))
-        self.view[ptr:end] = data
-
 
 class WasmEdgeInstance:
     def __init__(

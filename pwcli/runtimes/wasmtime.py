@@ -24,7 +24,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from ..errors import BackendError, GuestExit, GuestTrap, PluginLoadError
-from .base import HostFunction, Limits, OutOfBounds, RuntimeInfo
+from .base import HostFunction, Limits, RuntimeInfo, ViewMemory
 
 # A second handle on the same library: functions without argtypes, for the hot path.
 _lib = ctypes.CDLL(str(ffi.filename))
@@ -88,7 +88,6 @@ _VALTYPE = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64(),
 _FMT = {"i32": "I12x", "i64": "q8x", "f32": "f12x", "f64": "d8x"}
 _MASK = {"i32": 0xFFFFFFFF, "i64": None, "f32": None, "f64": None}
 _MAX_FUEL = (1 << 63) - 1
-_pack_u32 = struct.Struct("<I").pack_into
 _RESULT_CTYPE = {"i32": ctypes.c_uint32, "i64": ctypes.c_int64, "f32": ctypes.c_float,
                  "f64": ctypes.c_double}
 
@@ -180,16 +179,15 @@ class WasmtimeRuntime:
         return WasmtimeInstance(self, self.compile(wasm, cache=cache), imports, limits)
 
 
-class WasmtimeMemory:
-    """Linear memory through a memoryview; refreshed when the guest has grown it."""
+class WasmtimeMemory(ViewMemory):
+    """Linear memory through a memoryview; it never moves (memory_may_move is off)."""
 
-    __slots__ = ("_inst", "view", "_size", "base")
+    __slots__ = ("_inst", "base")
 
     def __init__(self, inst: WasmtimeInstance) -> None:
+        super().__init__()
         self._inst = inst
         self.base = 0
-        self._size = 0
-        self.view = memoryview(b"")
 
     def refresh(self) -> None:
         inst = self._inst
@@ -200,42 +198,6 @@ class WasmtimeMemory:
             base = _memory_data(ctx, ptr)
             self.base, self._size = base, size
             self.view = memoryview((ctypes.c_ubyte * size).from_address(base)).cast("B")
-
-    def size(self) -> int:
-        self.refresh()
-        return self._size
-
-    def read(self, ptr: int, size: int) -> bytes:
-        end = ptr + size
-        if end > self._size:
-            self.refresh()
-            if end > self._size or ptr < 0 or size < 0:
-                raise OutOfBounds(ptr, size)
-        return self.view[ptr:end].tobytes()
-
-    def write(self, ptr: int, data: bytes) -> None:
-        end = ptr + len(data)
-        if end > self._size:
-            self.refresh()
-            if end > self._size or ptr < 0:
-                raise OutOfBounds(ptr, len(data))
-        self.view[ptr:end] = data
-
-    # Optional fast paths (Imports uses them when a memory has them).
-    def check(self, ptr: int, size: int) -> None:
-        """Raise OutOfBounds unless [ptr, ptr + size) is inside the memory."""
-        if ptr + size > self._size:
-            self.refresh()
-            if ptr + size > self._size or ptr < 0 or size < 0:
-                raise OutOfBounds(ptr, size)
-
-    def write_u32(self, ptr: int, value: int) -> None:
-        if ptr + 4 > self._size:
-            self.refresh()
-            if ptr + 4 > self._size or ptr < 0:
-                raise OutOfBounds(ptr, 4)
-        _pack_u32(self.view, ptr, value & 0xFFFFFFFF)
-
 
 class WasmtimeInstance:
     def __init__(
