@@ -3,7 +3,8 @@ outside pwcli's layers, as ../shared/RUNTIMES.md measured it. Run in its own pro
 runtime is process-global): ``python -m benchmarks.floor_wamr LIBRARY`` prints JSON.
 
 The same guest as floor_wasmtime: loops N times over a no-op import, and over a getter-style import
-(``(*~**)i``: WAMR checks the key's pointer and length and hands native pointers) that reads the key,
+(``(*~**)i``: WAMR checks the key's pointer and length and hands native pointers) that reads the
+key,
 calls the guest's malloc, writes the value and stores its pointer and length.
 """
 
@@ -35,7 +36,8 @@ def measure(library: str, n: int = 50_000, repeat: int = 5) -> dict[str, float]:
         return f
 
     init = d("wasm_runtime_init", ctypes.c_bool)
-    register = d("wasm_runtime_register_natives", ctypes.c_bool, cp, ctypes.POINTER(NativeSymbol), u32)
+    register = d("wasm_runtime_register_natives", ctypes.c_bool, cp,
+                 ctypes.POINTER(NativeSymbol), u32)
     load = d("wasm_runtime_load", vp, vp, u32, cp, u32)
     instantiate = d("wasm_runtime_instantiate", vp, vp, u32, u32, cp, u32)
     create_env = d("wasm_runtime_create_exec_env", vp, vp, u32)

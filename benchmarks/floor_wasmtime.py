@@ -60,7 +60,7 @@ WAT = """
 
 
 def measure(n: int = 50_000, repeat: int = 5) -> dict[str, float]:
-    """Microseconds per call: {"guest_call", "noop_import", "getter_import"} (best of ``repeat``)."""
+    """Microseconds per call (best of ``repeat``): guest_call, noop_import, getter_import."""
     config = wasmtime.Config()
     config.consume_fuel = True
     config.epoch_interruption = True

@@ -5,7 +5,8 @@
     python benchmarks/run.py --big-packets 200000
 
 Prints, per runtime: streams per second replaying a synthetic trace of many HTTP streams through
-example/myproject.wasm (events counted and dropped, as --format jsonl does with a cheap sink; and with
+example/myproject.wasm (events counted and dropped, as --format jsonl does with a cheap sink; and
+with
 the JSON Lines text actually produced); microseconds per host call by kind, through all of pwcli's
 layers; the runtime's raw floor measured in the same run by a minimal binding of this benchmark's
 own (a no-op import and a getter-style import), and the ratio pwcli / floor. Then the start-up wall
@@ -37,7 +38,7 @@ from benchmarks import hostcalls  # noqa: E402
 from benchmarks.synth import packets, write_jsonl  # noqa: E402
 from pwcli import runtimes  # noqa: E402
 from pwcli.plugin import load_plugin  # noqa: E402
-from pwcli.replay import ReplayOptions, Replayer  # noqa: E402
+from pwcli.replay import Replayer, ReplayOptions  # noqa: E402
 from pwcli.report import event_line  # noqa: E402
 from pwcli.trace import parse_trace  # noqa: E402
 
@@ -147,7 +148,8 @@ def big_case(count: int, workers: int = 1) -> dict[str, float]:
             "import resource, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "print(time.perf_counter() - t,\n"
+            "      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
         )
         cmd = [*PWCLI, "replay", str(path), "--wasm", str(EXAMPLE), "--format", "jsonl"]
         if workers > 1:

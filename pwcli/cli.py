@@ -135,9 +135,9 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
     With --golden or expect blocks in the trace, the exit status is the comparison's only.
     """
     from .expect import Checker, has_expectations
+    from .pacing import Progress, chain
     from .plugin import load_plugin
     from .report import dumps, event_line, make_console, render_table, to_json
-    from .pacing import Progress, chain
     from .tracestream import open_trace
 
     if update_golden and golden is None:

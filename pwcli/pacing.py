@@ -1,7 +1,8 @@
 """Real-time pacing (as tcpreplay paces) and the progress bar of long replays.
 
-Pacing only decides *when* a packet is handed to the replay: the plugin's clock stays the virtual one
-(each packet's ``delta_ms``), so the report is the same paced or not. ``Pacer`` schedules packet ``i``
+Pacing only decides *when* a packet is handed to the replay: the plugin's clock stays the virtual
+one (each packet's ``delta_ms``), so the report is the same paced or not. ``Pacer`` schedules
+packet ``i``
 
 - ``multiplier=X``: at its recorded time divided by X (``--realtime`` is ``--multiplier 1``; 2 is
   twice as fast);
@@ -135,9 +136,11 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress as Bar,
                 TextColumn,
                 TimeElapsedColumn,
+            )
+            from rich.progress import (
+                Progress as Bar,
             )
 
             self.bar = Bar(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(),

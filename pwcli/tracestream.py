@@ -2,14 +2,17 @@
 
 ``open_trace(path)`` returns a ``Trace`` (the whole file validated up front, as ``load_trace``) for
 ordinary traces, and a ``StreamedTrace`` for JSON Lines files and for JSON arrays larger than
-``STREAM_ARRAY_BYTES``: its ``packets`` are parsed and validated one at a time while the replay runs,
+``STREAM_ARRAY_BYTES``: its ``packets`` are parsed and validated one at a time while the replay
+runs,
 so memory stays flat however long the trace is. A bad packet met on the way raises ``TraceError``
 with the same one line as ``load_trace`` (the packet index; for JSON Lines also ``file:line``); the
 replay then stops and reports what it replayed before it.
 
-JSON Lines: one packet object per line; blank lines are skipped. The first line may instead carry the
+JSON Lines: one packet object per line; blank lines are skipped. The first line may instead carry
+the
 trace-level settings (any of ``version``, ``plugin``, ``properties``, ``upstreams``, ``expect``), as
-the object form of a trace does. A file is JSON Lines when its name ends in ``.jsonl`` or ``.ndjson``,
+the object form of a trace does. A file is JSON Lines when its name ends in ``.jsonl`` or
+``.ndjson``,
 or when its first line is a whole JSON object and the next non-blank line starts another.
 """
 

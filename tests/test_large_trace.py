@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pwcli.cli import main
 from pwcli.errors import TraceError
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, Replayer
+from pwcli.replay import Replayer, ReplayOptions
 from pwcli.report import event_line, summary
 from pwcli.trace import FlowChecker, load_trace, parse_trace
 from pwcli.tracestream import StreamedTrace, iter_array, iter_jsonl, open_trace
@@ -91,7 +91,8 @@ def test_errors_name_the_packet_and_the_jsonl_line(tmp_path: Path) -> None:
         list(iter_array(str(arr), chunk=50))
     with pytest.raises(TraceError) as err3:
         load_trace(arr)
-    assert str(err2.value) == str(err3.value) == f"{arr}: packet 7: sp: port must be 0-65535, got 70000"
+    want = f"{arr}: packet 7: sp: port must be 0-65535, got 70000"
+    assert str(err2.value) == str(err3.value) == want
 
 
 def test_json_syntax_errors_give_line_and_column(tmp_path: Path) -> None:

@@ -60,9 +60,15 @@ _fast_get_fuel.restype = ctypes.c_void_p
 _fast_caller_context = _fast.wasmtime_caller_context
 _fast_caller_context.restype = ctypes.c_void_p
 
+class _CallerPtr(ctypes.c_void_p):
+    """The caller argument kept as a ctypes object (a subclass is not converted to int), so a
+    re-entering call passes it on without wrapping it again."""
+
+
 _CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
+    ctypes.c_size_t, ctypes.c_void_p, _CallerPtr, ctypes.c_void_p, ctypes.c_size_t
 )
+_fast_caller_context.restype = _CallerPtr  # the caller's context, kept as a ctypes object
 _define_unchecked = _lib.wasmtime_linker_define_func_unchecked
 _define_unchecked.restype = ctypes.c_void_p
 _define_unchecked.argtypes = (
@@ -353,7 +359,7 @@ class WasmtimeInstance:
         if depth:  # the allocator, re-entered from a host function: the caller's context
             self._depth = depth + 1
             try:
-                err = _call_unchecked(ctypes.c_void_p(_caller_context(self._caller)), func, buf,
+                err = _call_unchecked(_fast_caller_context(self._caller), func, buf,
                                       nslots, trap_ref)
             finally:
                 self._depth = depth
