@@ -15,7 +15,7 @@ from pathlib import Path
 import wasmtime
 
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, Replayer
+from pwcli.replay import Replayer, ReplayOptions
 from pwcli.trace import parse_trace
 
 DATA = r"""

@@ -28,7 +28,7 @@ from typing import Any
 from .errors import InputError
 from .host.host import Host, SharedState
 from .plugin import Plugin
-from .replay import ReplayOptions, Replayer, Run
+from .replay import Replayer, ReplayOptions, Run
 
 
 class SharedServer:
