@@ -67,7 +67,8 @@ def streams_per_second(runtime: str, streams: int, repeat: int) -> dict[str, flo
     return out
 
 
-FLOORS = {"wasmtime": "benchmarks.floor_wasmtime", "wamr": "benchmarks.floor_wamr"}
+FLOORS = {"wasmtime": "benchmarks.floor_wasmtime", "wamr": "benchmarks.floor_wamr",
+          "wasmedge": "benchmarks.floor_wasmedge"}
 
 
 def floors(runtime: str) -> tuple[dict[str, float] | None, str]:
