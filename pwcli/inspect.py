@@ -23,7 +23,14 @@ from .host.spec import (
     WASI_MODULES,
     marker_version,
 )
-from .plugin import abi_markers, bad_signatures, fmt_sig, load_plugin, read_wasm
+from .plugin import (
+    abi_markers,
+    bad_signatures,
+    fmt_sig,
+    load_plugin,
+    read_wasm,
+    startup_sequence,
+)
 from .wasm import Export, Import, ModuleInfo, parse_module
 
 FORMAT_VERSION = 1
@@ -101,15 +108,7 @@ def _func_names(info: ModuleInfo, names: tuple[str, ...]) -> list[str]:
 
 def _startup(info: ModuleInfo) -> dict[str, Any]:
     """What runs before the first callback, as load_plugin (and cpp-host) picks it."""
-    sequence: list[str] = []
-    if info.func_export("_initialize") is not None:
-        sequence.append("_initialize")
-        if info.func_export("main") is not None:
-            sequence.append("main")
-        elif info.func_export("__main_void") is not None:
-            sequence.append("__main_void")
-    elif info.func_export("_start") is not None:
-        sequence.append("_start")
+    sequence = startup_sequence(info)
     return {
         "exports": _func_names(info, STARTUP),
         "sequence": sequence,

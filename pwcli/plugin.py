@@ -73,6 +73,20 @@ def bad_signatures(info: ModuleInfo, version: str) -> list[tuple[str, Signature,
     return out
 
 
+def startup_sequence(info: ModuleInfo) -> list[str]:
+    """What runs before the first callback, in cpp-host's order: ``_initialize`` (then ``main`` or
+    ``__main_void``), else ``_start``."""
+    if info.func_export("_initialize") is not None:
+        if info.func_export("main") is not None:
+            return ["_initialize", "main"]
+        if info.func_export("__main_void") is not None:
+            return ["_initialize", "__main_void"]
+        return ["_initialize"]
+    if info.func_export("_start") is not None:
+        return ["_start"]
+    return []
+
+
 def load_plugin(path: str | Path, *, abi: str | None = None, lenient: bool = False) -> Plugin:
     name = str(path)
     wasm = read_wasm(path)
@@ -130,15 +144,7 @@ def load_plugin(path: str | Path, *, abi: str | None = None, lenient: bool = Fal
         )
     if info.export("memory") is None:
         raise PluginLoadError(f"{name}: the module exports no linear memory named 'memory'")
-    startup: list[str] = []
-    if info.func_export("_initialize") is not None:
-        startup.append("_initialize")
-        if info.func_export("main") is not None:
-            startup.append("main")
-        elif info.func_export("__main_void") is not None:
-            startup.append("__main_void")
-    elif info.func_export("_start") is not None:
-        startup.append("_start")
+    startup = startup_sequence(info)
     arity = {
         e.name: len(e.type.params) for e in info.exports if e.kind == "func" and e.type is not None
     }
