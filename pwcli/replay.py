@@ -391,24 +391,29 @@ class Replayer:
         host.current = ctx
         host.effective = None
         host.callback = name
+        if host.sink is not None:
+            host.held = []  # a streamed callback line carries its result: hold what it does
         ev = host.record("callback", name, _callback_args(name, args))
         try:
-            result = self._guest(name, *args)
-        except GuestTrap as trap:
-            ev.result = "trap"
-            host.current = host.effective = None
+            try:
+                result = self._guest(name, *args)
+            except GuestTrap as trap:
+                ev.result = "trap"
+                host.current = host.effective = None
+                self._flush_stdio()
+                stream = ctx if isinstance(ctx, StreamContext) else None
+                f = self._vm_failed(trap, name, ctx.id, ctx)
+                if stream is not None:
+                    stream.result.failure = f
+                raise VmFailed from None
+            finally:
+                host.callback = None
             self._flush_stdio()
-            stream = ctx if isinstance(ctx, StreamContext) else None
-            f = self._vm_failed(trap, name, ctx.id, ctx)
-            if stream is not None:
-                stream.result.failure = f
-            raise VmFailed from None
+            host.current = host.effective = None
+            ev.result = _callback_result(name, result)
+            return result
         finally:
-            host.callback = None
-        self._flush_stdio()
-        host.current = host.effective = None
-        ev.result = _callback_result(name, result)
-        return result
+            host.release()
 
     def _flush_stdio(self) -> None:
         if self.imports is not None:

@@ -133,3 +133,27 @@ def test_trace_plugin_block_sets_root_id_and_log_level_and_options_win(tmp_path:
     rep = report(*args, "--root-id", "other", "--log-level", "info")
     assert (rep["inputs"]["root_id"], rep["inputs"]["log_level"]) == ("other", "info")
     assert len(rep["streams"][0]["logs"]) == 18
+
+
+def test_jsonl_callback_lines_carry_their_result_before_what_they_did(monkeypatch) -> None:
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from pwcli.cli import main
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(
+        main, ["replay", "traces/http_4pkts.json", "--wasm", "example/myproject.wasm",
+               "--format", "jsonl"]
+    )
+    assert result.exit_code == 0
+    lines = [_json.loads(line) for line in result.output.splitlines()]
+    names = [(r.get("kind"), r.get("name"), r.get("result")) for r in lines[:-1]]
+    i = names.index(("callback", "proxy_on_request_headers", "continue"))
+    assert names[i + 1] == ("log", "info", None)
+    assert lines[i + 1]["args"] == {"message": "onRequestHeaders 2 headers=7 end_of_stream=1"}
+    assert ("callback", "proxy_on_done", True) in names
+    assert "summary" in lines[-1]

@@ -160,6 +160,7 @@ class Host:
         self.now_ns = 0
         self.events: list[Event] = []
         self.sink: Callable[[Event], None] | None = None
+        self.held: list[Event] | None = None  # events of the running callback, for the sink
         self.log_counts: Counter[str] = Counter()
         self.contexts: dict[int, Context] = {}
         self.root: RootContext | None = None
@@ -201,8 +202,18 @@ class Host:
                        kind, name, args, result)
         self.events.append(ev)
         if self.sink is not None:
-            self.sink(ev)
+            if self.held is not None:
+                self.held.append(ev)  # inside a callback: sent once its result is known
+            else:
+                self.sink(ev)
         return ev
+
+    def release(self) -> None:
+        """Send the events held during a callback to the sink (the callback's own first)."""
+        held, self.held = self.held, None
+        if held and self.sink is not None:
+            for ev in held:
+                self.sink(ev)
 
     def _rec(self, name: str, args: dict[str, Any], status: int, result: Any = None) -> int:
         res: Any = _STATUS_NAMES.get(status, status)
