@@ -30,7 +30,6 @@ from .report import to_json
 from .trace import Packet, Trace, load_trace, parse_trace
 
 
-
 def __getattr__(name: str) -> str:
     """``__version__``, read from the package metadata when first asked (importlib.metadata is
     slow to import, and the CLI's start-up does not need it)."""

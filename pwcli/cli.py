@@ -12,7 +12,7 @@ import click
 
 from . import runtimes
 from .errors import InputError, PwcliError
-from .replay import LEVELS, ReplayOptions, Run, replay
+from .replay import LEVELS, ReplayOptions, Run
 from .runtimes.base import Limits
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -20,13 +20,13 @@ from urllib.parse import quote
 
 from . import runtimes
 from .errors import GuestTrap, PluginLoadError, TraceError
-from .events import Event, Failure, LocalReply, MessageResult, StreamResult
+from .events import Event, Failure, LocalReply, StreamResult
 from .host.codec import Pairs
 from .host.contexts import Message, RootContext, StreamContext
 from .host.headers import HeaderMap
 from .host.host import EPOCH_2024_NS, Callout, Host, HostOptions, SharedState
 from .host.imports import Imports
-from .host.spec import BufferType, LogLevel, MapType, PeerType, StreamType, V010
+from .host.spec import V010, BufferType, LogLevel, MapType, PeerType, StreamType
 from .plugin import Plugin
 from .runtimes.base import Limits
 from .trace import FlowChecker, Packet, Trace, UpstreamResponse
