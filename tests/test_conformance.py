@@ -21,10 +21,10 @@ from pwcli.cli import main
 from pwcli.plugin import load_plugin
 from pwcli.replay import ReplayOptions, replay
 from pwcli.report import dumps, to_json
-from pwcli.runtimes.base import Limits
 from pwcli.trace import load_trace
 
-from .conftest import AVAILABLE, EXAMPLES, ROOT, TRACES, run_guest, wat_module
+from .conftest import AVAILABLE, EXAMPLES, ROOT, TRACES, run_guest
+from .test_faults import FAULTS, LIMITS, PACKETS, fault_guest
 
 EXAMPLE_TRACES = [
     ("myproject.wasm", "http_4pkts.json"),
@@ -70,96 +70,23 @@ def test_example_reports_are_identical_on_every_runtime(wasm: str, trace: str) -
 
 
 # -- faults: the same failure report on every engine -----------------------------------------
-FAULTS = {
-    "unreachable": "unreachable",
-    "out_of_bounds": "i32.const -16 i32.load drop",
-    "divide_by_zero": "i32.const 1 local.get $n i32.const 0 i32.mul i32.div_s drop",
-    "stack_overflow": "local.get $n call $recurse drop",
-    "proc_exit": "i32.const 3 call $proc_exit",
-    "runaway_loop": "(loop $spin br $spin)",
-    "memory_bomb": (
-        "(block $refused (loop $more i32.const 1 memory.grow i32.const -1 i32.eq"
-        " br_if $refused br $more)) unreachable"
-    ),
-}
-
-
-def fault_guest(body: str) -> bytes:
-    return wat_module(f"""
- (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
- (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
- (import "env" "proxy_get_header_map_value"
-   (func $get_header (param i32 i32 i32 i32 i32) (result i32)))
- (data (i32.const 16) "x-crash")
- (data (i32.const 48) "request")
- (func $recurse (param $n i32) (result i32) local.get $n i32.const 1 i32.add call $recurse)
- (func $crash (param $n i32) {body})
- (func (export "proxy_on_request_headers")
-   (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
-   (drop (call $log (i32.const 2) (i32.const 48) (i32.const 7)))
-   (if (i32.eqz (call $get_header (i32.const 0) (i32.const 16) (i32.const 7)
-                                  (i32.const 32) (i32.const 36)))
-     (then (call $crash (local.get $n))))
-   i32.const 0)
- (func (export "proxy_on_context_create") (param i32 i32))
- (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-""")
-
-
-def packets() -> list[dict[str, Any]]:
-    out = []
-    for i in range(3):
-        headers = {"a": "b", "x-crash": "yes"} if i == 1 else {"a": "b"}
-        port = 50000 + i
-        out += [
-            {
-                "sip": "10.0.0.2",
-                "sp": port,
-                "dip": "10.0.0.1",
-                "dp": 80,
-                "method": "GET",
-                "uri_path": f"/s{i}",
-                "headers": headers,
-                "forward_direction": True,
-                "delta_ms": 1,
-            },
-            {
-                "sip": "10.0.0.1",
-                "sp": 80,
-                "dip": "10.0.0.2",
-                "dp": port,
-                "headers": {"r": "1"},
-                "body": f"resp{i}",
-                "forward_direction": False,
-                "delta_ms": 1,
-            },
-        ]
-    return out
-
-
 @pytest.mark.parametrize("policy", ["closed", "reload"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_fault_reports_are_identical_on_every_runtime(
     tmp_path: Path, fault: str, policy: str
 ) -> None:
-    wasm = fault_guest(FAULTS[fault])
-    limits = Limits(fuel=200_000, max_memory=4 << 20)
+    wasm = fault_guest(fault)
     reports = {}
     for name in AVAILABLE:
         run = run_guest(
-            tmp_path, wasm, packets(), runtime=name, limits=limits, failure_policy=policy
+            tmp_path, wasm, PACKETS, runtime=name, limits=LIMITS, failure_policy=policy
         )
         report = to_json(run)
         assert run.exit_code == 1
         reports[name] = without_runtime(report)
         failures = report["failures"]
         assert failures and failures[0]["callback"] == "proxy_on_request_headers"
-        assert failures[0]["kind"] == {
-            "runaway_loop": "timeout",
-            "out_of_bounds": "memory_out_of_bounds",
-            "divide_by_zero": "integer_divide_by_zero",
-            "memory_bomb": "memory_limit",
-        }.get(fault, fault), name
+        assert failures[0]["kind"] == FAULTS[fault][1], name
     for name, text in reports.items():
         assert text == reports["wasmtime"], f"{name} differs from wasmtime on {fault}/{policy}"
 
