@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import Event, HeaderChange, LocalReply
-from .codec import Pairs, decode_pairs, split_path
+from .codec import Pairs, split_path
 from .contexts import Context, Message, RootContext, StreamContext
 from .headers import HeaderMap
-from .properties import INT_PROPERTIES, STREAM_PROPERTIES, encode_value
+from .properties import INT_PROPERTIES, STREAM_PROPERTIES
 from .spec import (
     V010,
     BufferType,
@@ -179,16 +179,11 @@ class Host:
         self.queue_ready: list[tuple[Host, int]] = []
         self.next_token = 1
         self.done_requests: list[StreamContext] = []
-        self.random_state = (options.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & (2**64 - 1)
         self.fd_lines: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
 
     # -- recording --------------------------------------------------------------------------
     def ctx(self) -> Context | None:
         return self.effective or self.current
-
-    def _stream_index(self) -> int | None:
-        c = self.effective or self.current
-        return c.result.index if isinstance(c, StreamContext) else None
 
     def record(
         self, kind: str, name: str, args: dict[str, Any], result: Any = None,
@@ -785,22 +780,8 @@ class Host:
         return self._rec("proxy_grpc_close", {"token": token}, OK)
 
     # -- extras -----------------------------------------------------------------------------
-    def emscripten_notify_memory_growth(self, index: int) -> None:
-        return None
-
     def pthread_equal(self, a: int, b: int) -> int:
         return 1 if a == b else 0
-
-    def unimplemented(self, module: str, name: str, args: tuple[int, ...]) -> int:
-        self.record("hostcall", f"{module}.{name}", {"args": list(args)}, "UNIMPLEMENTED (stub)")
-        return Status.UNIMPLEMENTED
-
-    def set_property_override(self, path: str, value: Any) -> None:
-        self.opts.properties[tuple(path.split("."))] = encode_value(value)
-
-
-def decode_pairs_or_empty(data: bytes) -> Pairs | None:
-    return decode_pairs(data)
 
 
 def _text(b: bytes | bytearray) -> str:
