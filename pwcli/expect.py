@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 Pairs = list[tuple[str, str]]
-LEVEL_NAMES = ("trace", "debug", "info", "warn", "error", "critical")
 ACTIONS = ("continue", "pause", "stop_iteration", "continue_and_end_stream",
            "stop_all_iteration_and_buffer", "stop_all_iteration_and_watermark",
            "stop_iteration_and_buffer", "stop_iteration_and_watermark", "stop_iteration_no_buffer")
