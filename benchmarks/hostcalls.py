@@ -1,7 +1,7 @@
 """Microseconds per host call through all of pwcli's layers, one host function at a time.
 
 Each guest loops N times over one host call inside ``proxy_on_request_headers`` (or
-``proxy_on_request_body`` for buffers) and is replayed by pwcli's Replayer like any plugin: the
+``proxy_on_request_body`` for buffers) and is replayed by pwcli's engine like any plugin: the
 figure includes the trampoline, the Imports adapter, the Host method and the recorded event.
 Per call = (replay with N calls - replay with 0 calls) / N, best of a few runs.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import wasmtime
 
 from pwcli.plugin import load_plugin
-from pwcli.replay import Replayer, ReplayOptions
+from pwcli.engine import ReplayOptions, replay
 from pwcli.trace import parse_trace
 
 DATA = r"""
@@ -73,10 +73,9 @@ def guest(kind: str, n: int) -> bytes:
 def _replay_seconds(path: Path, runtime: str, cache_dir: str) -> float:
     trace = parse_trace([PACKET], source="bench")
     plugin = load_plugin(path)
-    rep = Replayer(plugin, trace, ReplayOptions(runtime=runtime, cache_dir=cache_dir,
-                                                 log_level="trace"))
+    options = ReplayOptions(runtime=runtime, cache_dir=cache_dir, log_level="trace")
     t = time.thread_time()
-    rep.run()
+    replay(plugin, trace, options)
     return time.thread_time() - t
 
 

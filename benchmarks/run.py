@@ -38,7 +38,7 @@ from benchmarks import hostcalls  # noqa: E402
 from benchmarks.synth import packets, write_jsonl  # noqa: E402
 from pwcli import runtimes  # noqa: E402
 from pwcli.plugin import load_plugin  # noqa: E402
-from pwcli.replay import Replayer, ReplayOptions  # noqa: E402
+from pwcli.engine import ReplayOptions, replay  # noqa: E402
 from pwcli.report import event_line  # noqa: E402
 from pwcli.trace import parse_trace  # noqa: E402
 
@@ -55,12 +55,10 @@ def streams_per_second(runtime: str, streams: int, repeat: int) -> dict[str, flo
         for label, lines in (("events counted, dropped", False), ("JSON Lines text made", True)):
             best = float("inf")
             for _ in range(repeat):
-                rep = Replayer(plugin, trace, ReplayOptions(runtime=runtime, cache_dir=cache))
-                rep.stream_sink = lambda r: None
-                if lines:
-                    rep.sink = event_line  # each line made, then dropped
+                options = ReplayOptions(runtime=runtime, cache_dir=cache)
                 t = time.thread_time()
-                run = rep.run()
+                run = replay(plugin, trace, options, on_stream=lambda r: None,
+                             on_event=event_line if lines else None)  # each line made, dropped
                 best = min(best, time.thread_time() - t)
                 assert run.tally is not None and run.tally["completed"] == streams, run.tally
             out[label] = streams / best

@@ -9,11 +9,15 @@ The public API, for scripts and tests::
     report = pwcli.to_json(run)            # the canonical JSON report (a dict)
     pwcli.check_golden("golden.json", report).ok
 
-Everything else (``pwcli.replay.Replayer``, ``pwcli.host``, ``pwcli.runtimes``) is internal.
+    with pwcli.Session("filter.wasm") as s:   # the same engine, fed one packet at a time
+        r = s.http({"method": "GET", "uri_path": "/"}, {"status": 200})
+
+Everything else (``pwcli.engine``'s modules, ``pwcli.host``, ``pwcli.runtimes``) is internal.
 """
 
 from __future__ import annotations
 
+from .engine import ReplayOptions, Run, Session, replay
 from .errors import (
     BackendError,
     GuestTrap,
@@ -25,7 +29,6 @@ from .errors import (
 from .events import Event, StreamResult
 from .golden import check as check_golden
 from .plugin import Plugin, load_plugin
-from .replay import ReplayOptions, Run, replay
 from .report import to_json
 from .trace import Packet, Trace, load_trace, parse_trace
 
@@ -55,6 +58,7 @@ __all__ = [
     "PwcliError",
     "ReplayOptions",
     "Run",
+    "Session",
     "StreamResult",
     "Trace",
     "TraceError",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import runtimes
+from .engine import LEVELS, ReplayOptions, Run, replay
 from .errors import InputError, PwcliError
-from .replay import LEVELS, ReplayOptions, Run
 from .runtimes.base import Limits
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -58,7 +58,7 @@ def _start_time(value: str | None) -> int:
             return round(float(value) * 1_000_000_000)
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return round(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
     except ValueError:
         raise InputError(
@@ -134,7 +134,7 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
 
     With --golden or expect blocks in the trace, the exit status is the comparison's only.
     """
-    from .expect import Checker, has_expectations
+    from .expect import has_expectations
     from .pacing import Progress, chain
     from .plugin import load_plugin
     from .report import dumps, event_line, make_console, render_table, to_json
@@ -176,7 +176,7 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
         tr = open_trace(trace)
         # Streamed traces (JSON Lines, big arrays) are read once, as they replay: no expect blocks.
         streamed = getattr(tr, "streaming", False)
-        checker = Checker(tr) if not streamed and has_expectations(tr) else None
+        expects = not streamed and has_expectations(tr)
         plugin = load_plugin(wasm, abi=abi, lenient=lenient)
         progress = None
         if Progress.wanted() and workers == 1:
@@ -184,7 +184,7 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
             progress = Progress(total)
         options.pace = chain(pacer, progress)
         # --format jsonl streams: events are printed as they happen, finished streams dropped.
-        streaming = fmt == "jsonl" and show_report and checker is None and golden is None
+        streaming = fmt == "jsonl" and show_report and not expects and golden is None
         write = sys.stdout.write  # what click.echo would write, without its per-call cost
         sink = (lambda ev: write(event_line(ev) + "\n")) if fmt == "jsonl" and show_report else None
         try:
@@ -193,17 +193,10 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
 
                 result: Run = replay_sharded(plugin, tr, options, workers,
                                              write_lines=write if sink is not None else None,
-                                             streaming=streaming, checker=checker)
+                                             streaming=streaming, expects=expects)
             else:
-                from .replay import Replayer
-
-                replayer = Replayer(plugin, tr, options)
-                if checker is not None:
-                    replayer.after_packet = checker.after_packet
-                replayer.sink = sink
-                if streaming:
-                    replayer.stream_sink = lambda r: None
-                result = replayer.run()
+                result = replay(plugin, tr, options, on_event=sink,
+                                on_stream=(lambda r: None) if streaming else None)
         finally:
             if progress is not None:
                 progress.close()
@@ -222,9 +215,9 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
         if result.input_error is not None:  # a bad packet mid-way: what ran is reported above
             click.echo(str(result.input_error), err=True)
             return result.input_error.exit_code
-        if checker is None and golden is None:
+        if result.expectations is None and golden is None:
             return result.exit_code
-        return _compare(result, checker, golden, update_golden,
+        return _compare(result, golden, update_golden,
                         to_stderr=show_report and fmt != "table")
 
     sys.exit(_guard(run))
@@ -273,15 +266,15 @@ def inspect_cmd(plugin: str, fmt: str) -> None:
     sys.exit(_guard(run))
 
 
-def _compare(result: Run, checker: Any, golden: str | None, update: bool, *, to_stderr: bool) -> int:
+def _compare(result: Run, golden: str | None, update: bool, *, to_stderr: bool) -> int:
     """Expectations and golden: print what differed; the exit status is the comparison's only."""
     from . import golden as golden_mod
     from .report import to_json
 
     ok = True
     lines: list[str] = []
-    if checker is not None:
-        outcome = checker.evaluate(result)
+    if result.expectations is not None:
+        outcome = result.expectations
         ok = ok and outcome.ok
         lines += outcome.lines()
     if golden is not None:

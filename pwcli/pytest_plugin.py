@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from .engine import ReplayOptions, Run, replay
 from .golden import check as check_golden
 from .plugin import load_plugin
-from .replay import ReplayOptions, Run, replay
 from .report import to_json
 from .trace import Trace, load_trace, parse_trace
 

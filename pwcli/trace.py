@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import TraceError
-from .expect import StreamExpect, TraceExpect
+from .expect_schema import StreamExpect, TraceExpect
 
 TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 PSEUDO = re.compile(r"^:[a-z]+$")
@@ -284,6 +284,19 @@ def parse_trace(raw: Any, *, source: str = "<trace>") -> Trace:
     return trace
 
 
+def parse_packet(raw: Any, index: int, source: str) -> Packet:
+    """One packet (a decoded JSON object) validated; errors name ``packet N`` and the field."""
+    if isinstance(raw, Packet):
+        return raw
+    try:
+        return Packet.model_validate(raw)
+    except ValidationError as exc:
+        err = _trace_error(exc, source, True)
+        raise TraceError(err.reason, path=source, packet=index, field=err.field) from None
+    except RecursionError:
+        raise TraceError("JSON nested too deeply", path=source, packet=index) from None
+
+
 def _trace_error(exc: ValidationError, source: str, listed: bool) -> TraceError:
     err = exc.errors(include_url=False)[0]
     loc = [p for p in err["loc"] if not (isinstance(p, str) and (
@@ -364,12 +377,13 @@ class FlowChecker:
         key = p.key
         tcp = p.is_tcp
         tag = self.seen.get(key)
-        if tag is None:
-            tag = self.seen[key] = ((len(self.seen) + 1) << 1) | tcp
+        if tag is None:  # recorded once the packet is known to pair: a bad one changes nothing
+            tag = ((len(self.seen) + 1) << 1) | tcp
         if tcp or (tag & 1):
             if tcp != bool(tag & 1):
                 raise TraceError("mixes TCP data packets and HTTP packets on one connection",
                                  path=self.source, packet=index)
+            self.seen[key] = tag
             self.opened = key not in self.tcp_open  # a TCP stream ends with its close packet
             if p.close is not None:
                 self.tcp_open.discard(key)
@@ -379,10 +393,12 @@ class FlowChecker:
         conn = self.live.get(key)
         if conn is None:
             conn = {"tcp": False, "open": [], "req_open": False}
-        self.opened = p.forward_direction and not conn["req_open"]
+        opened = p.forward_direction and not conn["req_open"]
         fail = _flow_error(conn, p)
         if fail:
             raise TraceError(fail[1], path=self.source, packet=index, field=fail[0])
+        self.seen[key] = tag
+        self.opened = opened
         if conn["open"] or conn["req_open"]:
             self.live[key] = conn
         else:

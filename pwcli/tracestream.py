@@ -26,7 +26,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from .errors import TraceError
-from .trace import Packet, Trace, _trace_error, load_trace
+from .trace import Packet, Trace, _trace_error, load_trace, parse_packet
 
 STREAM_ARRAY_BYTES = 16 << 20  # JSON arrays above this size are read incrementally
 CHUNK = 1 << 20
@@ -123,14 +123,6 @@ def _jsonl_header(name: str) -> Trace | None:
     return None
 
 
-def _packet(raw: Any, index: int, source: str) -> Packet:
-    try:
-        return Packet.model_validate(raw)
-    except ValidationError as exc:
-        err = _trace_error(exc, source, True)
-        raise TraceError(err.reason, path=source, packet=index, field=err.field) from None
-
-
 def iter_jsonl(name: str) -> Iterator[Packet]:
     """Packets of a JSON Lines trace, validated one by one. Errors say ``file:line: packet N``."""
     index = 0
@@ -155,7 +147,7 @@ def iter_jsonl(name: str) -> Iterator[Packet]:
                 first = False
                 if _is_header(raw):
                     continue
-            yield _packet(raw, index, where)
+            yield parse_packet(raw, index, where)
             index += 1
 
 
@@ -183,7 +175,7 @@ def iter_array(name: str, chunk: int = CHUNK) -> Iterator[Packet]:
             return
         while True:
             raw = reader.value(decoder, index)
-            yield _packet(raw, index, name)
+            yield parse_packet(raw, index, name)
             index += 1
             reader.skip_ws()
             c = reader.peek()

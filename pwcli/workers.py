@@ -25,10 +25,11 @@ from collections.abc import Callable
 from multiprocessing.managers import BaseManager
 from typing import Any
 
+from .engine import ReplayOptions, Run, Session, packets_of
 from .errors import InputError
+from .host.effects import QueueReady
 from .host.host import Host, SharedState
 from .plugin import Plugin
-from .replay import Replayer, ReplayOptions, Run
 
 
 class SharedServer:
@@ -110,7 +111,7 @@ class RemoteSharedState:
         for qid in self.server.ready(self.worker):
             owner = self.local_owner.get(qid)
             if owner is not None:
-                owner.queue_ready.append((owner, qid))
+                owner.effects.append(QueueReady(qid))
 
 
 @dataclasses.dataclass
@@ -132,11 +133,11 @@ def replay_sharded(
     *,
     write_lines: Callable[[str], Any] | None = None,
     streaming: bool = False,
-    checker: Any = None,
+    expects: bool = False,
 ) -> Run:
     """Replay ``trace`` with ``workers`` processes; the merged Run. ``write_lines`` receives the
     JSON Lines event records (worker 0's, then worker 1's, ...) when given."""
-    if checker is not None:
+    if expects:
         raise InputError("expect blocks are checked packet by packet: run them with --workers 1")
     ctx = multiprocessing.get_context("spawn")  # a fork would inherit engine locks
     manager = _Manager(ctx=ctx)
@@ -190,11 +191,9 @@ def _worker(k: int, n: int, plugin: Plugin, trace: Any, options: ReplayOptions, 
             path: str | None, streaming: bool, out: Any) -> None:
     res = _WorkerResult(k)
     try:
-        rep = Replayer(plugin, trace, options)
-        rep.shard = (k, n)
-        rep.shared = RemoteSharedState(server, k)  # type: ignore[assignment]
         lines = [0]
         fh = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
+        sink = None
         if fh is not None:
             from .report import event_line
 
@@ -202,19 +201,17 @@ def _worker(k: int, n: int, plugin: Plugin, trace: Any, options: ReplayOptions, 
                 lines[0] += 1
                 fh.write(event_line(ev) + "\n")
 
-            rep.sink = sink
-        if streaming:
-            rep.stream_sink = lambda r: None
-
-        def after_start() -> None:
-            res.startup_logs = dict(rep.host.log_counts)
-            res.startup_lines = lines[0]
-            tally = getattr(rep.events, "tally", None)
-            if tally is not None:
-                res.startup_tally = tally()
-
-        rep.after_start = after_start
-        res.run = rep.run()
+        session = Session(plugin, options, trace, sink,
+                          on_stream=(lambda r: None) if streaming else None,
+                          shared=RemoteSharedState(server, k), shard=(k, n))
+        # What every worker's VM start-up did: counted once in the merged report.
+        res.startup_logs = dict(session.engine.vm.host.log_counts)
+        res.startup_lines = lines[0]
+        tally = getattr(session.engine.events, "tally", None)
+        if tally is not None:
+            res.startup_tally = tally()
+        session.feed(packets_of(trace, options.loop))
+        res.run = session.close()
         if fh is not None:
             fh.close()
         pacer = _pacer(options)

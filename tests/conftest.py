@@ -11,7 +11,7 @@ import wasmtime
 
 from pwcli import runtimes
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, Run, replay
+from pwcli.engine import ReplayOptions, Run, replay
 from pwcli.trace import parse_trace
 
 ROOT = Path(__file__).resolve().parent.parent

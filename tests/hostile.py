@@ -142,18 +142,19 @@ def streams(n: int = 3, armed: int = 1, body: bool = True,
 def replay_orders(wasm_path: Any, packets: list[dict[str, Any]], order: bytes,
                   **options: Any) -> tuple[Any, tuple[int, ...]]:
     """Replay with the given orders; returns the run and the statuses the guest got, in order."""
+    from pwcli.engine import ReplayOptions, Session
     from pwcli.plugin import load_plugin
-    from pwcli.replay import ReplayOptions, Replayer
     from pwcli.trace import parse_trace
 
     lenient = options.pop("lenient", False)
     props = {"fuzz": order, **options.pop("properties", {})}
     trace = parse_trace(packets, source="fuzz.json")
-    replayer = Replayer(load_plugin(wasm_path, lenient=lenient), trace,
-                        ReplayOptions(properties=props, **options))
-    run = replayer.run()
-    if replayer.instance is None:
+    session = Session(load_plugin(wasm_path, lenient=lenient),
+                      ReplayOptions(properties=props, **options), trace, checked=True)
+    session.feed(trace.packets)
+    run = session.close()
+    if session.instance is None:
         return run, ()
-    mem = replayer.instance.memory
+    mem = session.instance.memory
     (calls,) = struct.unpack("<I", mem.read(CALLS_ADDR, 4))
     return run, struct.unpack(f"<{calls}I", mem.read(STATUS_ADDR, 4 * calls))

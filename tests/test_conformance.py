@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from pwcli import runtimes
 from pwcli.cli import main
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, replay
+from pwcli.engine import ReplayOptions, replay
 from pwcli.report import dumps, to_json
 from pwcli.trace import load_trace
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, replay
+from pwcli.engine import ReplayOptions, replay
 from pwcli.report import to_json
 from pwcli.trace import load_trace
 

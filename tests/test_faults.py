@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from pwcli.cli import main
-from pwcli.replay import Run
+from pwcli.engine import Run
 from pwcli.report import dumps, make_console, render_table, to_json
 from pwcli.runtimes.base import Limits
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from pwcli.cli import main
 from pwcli.errors import TraceError
 from pwcli.plugin import load_plugin
-from pwcli.replay import Replayer, ReplayOptions
+from pwcli.engine import ReplayOptions, Session, replay
 from pwcli.report import event_line, summary
 from pwcli.trace import FlowChecker, load_trace, parse_trace
 from pwcli.tracestream import StreamedTrace, iter_array, iter_jsonl, open_trace
@@ -122,12 +122,10 @@ def test_flow_checker_matches_check_flow_and_forgets_closed_connections() -> Non
 
 
 def _replay(trace: Any, streaming: bool) -> tuple[list[str], dict[str, Any], Any]:
-    rep = Replayer(load_plugin(MYPROJECT), trace, ReplayOptions())
     lines: list[str] = []
-    rep.sink = lambda ev: lines.append(event_line(ev))
-    if streaming:
-        rep.stream_sink = lambda r: None
-    run = rep.run()
+    run = replay(load_plugin(MYPROJECT), trace, ReplayOptions(),
+                 on_event=lambda ev: lines.append(event_line(ev)),
+                 on_stream=(lambda r: None) if streaming else None)
     return lines, summary(run), run
 
 
@@ -144,13 +142,16 @@ def test_streaming_mode_prints_what_the_default_mode_prints(tmp_path: Path) -> N
 
 def test_streamed_replay_drops_streams_and_idle_connections(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "t.jsonl", packets(1500))
-    rep = Replayer(load_plugin(MYPROJECT), open_trace(path), ReplayOptions())
+    trace = open_trace(path)
     seen = []
-    rep.stream_sink = lambda r: seen.append(r.index)
-    rep.run()
+    session = Session(load_plugin(MYPROJECT), ReplayOptions(), trace,
+                      on_stream=lambda r: seen.append(r.index))
+    session.feed(trace.packets)
+    session.close()
     assert sorted(seen) == list(range(1500))
-    assert rep.conns == {} and rep.streams == [] and rep.active == {}
-    assert len(rep.host.contexts) == 1  # the root context only
+    engine = session.engine
+    assert engine.demux.conns == {} and engine.streams == [] and engine.active == {}
+    assert len(engine.vm.host.contexts) == 1  # the root context only
 
 
 def test_a_bad_packet_mid_way_stops_after_reporting_what_ran(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pwcli.cli import main
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, Replayer
+from pwcli.engine import ReplayOptions, Session
 from pwcli.report import to_json
 from pwcli.trace import parse_trace
 
@@ -117,9 +117,10 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 def _snoop(wasm: Path, **options: Any) -> tuple[Any, dict[str, int], Any]:
     trace = parse_trace(streams(1, armed=-1), source="sandbox.json")
-    replayer = Replayer(load_plugin(wasm), trace, ReplayOptions(**options))
-    run = replayer.run()
-    mem = replayer.instance.memory
+    session = Session(load_plugin(wasm), ReplayOptions(**options), trace, checked=True)
+    session.feed(trace.packets)
+    run = session.close()
+    mem = session.instance.memory
     got = dict(zip(EXPECTED, struct.unpack("<12I", mem.read(0x100, 48)), strict=True))
     return run, got, mem
 
@@ -200,9 +201,10 @@ def test_outbound_calls_are_answered_only_from_the_trace(snoop: Path,
     trace = parse_trace({"packets": streams(1, armed=-1),
                          "upstreams": {"upstream": {"status": 200, "body": "from the trace"}}},
                         source="sandbox.json")
-    replayer = Replayer(load_plugin(snoop), trace, ReplayOptions())
-    run = replayer.run()
-    (status,) = struct.unpack("<I", replayer.instance.memory.read(0x100 + 4 * 11, 4))
+    session = Session(load_plugin(snoop), ReplayOptions(), trace, checked=True)
+    session.feed(trace.packets)
+    run = session.close()
+    (status,) = struct.unpack("<I", session.instance.memory.read(0x100 + 4 * 11, 4))
     assert status == 0
     calls = [e for e in run.events if e.name == "proxy_http_call"]
     assert calls[0].result == {"status": "OK", "value": 1}

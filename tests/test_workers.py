@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pwcli.cli import main
+from pwcli.host.effects import QueueReady
 from pwcli.host.host import Host, HostOptions
 from pwcli.workers import RemoteSharedState, SharedServer, _Manager
 
@@ -111,9 +112,9 @@ def test_a_queue_filled_by_one_worker_is_ready_in_its_owner(server: Any) -> None
     qid = a.register_queue("vm", b"q", owner)
     assert b.resolve_queue("vm", b"q") == qid
     assert b.enqueue(qid, b"hello")
-    assert owner.queue_ready == []  # not yet: the owner polls between packets
+    assert owner.effects == []  # not yet: the owner polls between packets
     a.poll()
-    assert owner.queue_ready == [(owner, qid)]
+    assert owner.effects == [QueueReady(qid)]
     assert a.dequeue(qid) == (True, b"hello")
     assert a.dequeue(qid) == (True, None)
     assert b.dequeue(999) == (False, None)

@@ -57,17 +57,12 @@ class StreamContext(Context):
         self.resp = Message()
         self.in_log = False
         self.local_reply: LocalReply | None = None  # requested in the running callback
-        self.local_reply_sent = False
-        self.resume: list[int] = []  # stream types the plugin asked to continue
-        self.close: list[int] = []  # stream types the plugin asked to close
         self.done_pending = False
         self.finished = False
-        self.held: list[Any] = []  # server packets held while the request is paused
         self.tcp_down = bytearray()
         self.tcp_up = bytearray()
         self.tcp_down_live = False
         self.tcp_up_live = False
-        self.tcp_paused: set[str] = set()
 
     @property
     def index(self) -> int:

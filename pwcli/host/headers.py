@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..textutil import text as _text
 from .codec import Pairs
 
 
@@ -50,7 +51,3 @@ class HeaderMap:
 
     def as_text(self) -> list[list[str]]:
         return [[_text(n), _text(v)] for n, v in self.pairs]
-
-
-def _text(b: bytes) -> str:
-    return b.decode("utf-8", "backslashreplace")

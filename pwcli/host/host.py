@@ -14,8 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import Event, HeaderChange, LocalReply
+from ..textutil import preview as _preview
+from ..textutil import text as _text
 from .codec import Pairs, split_path
 from .contexts import Context, Message, RootContext, StreamContext
+from .effects import (
+    CalloutStarted,
+    DoneSignalled,
+    Effect,
+    LocalReplySent,
+    QueueReady,
+    StreamClosed,
+    StreamResumed,
+    TickPeriodSet,
+)
 from .headers import HeaderMap
 from .properties import INT_PROPERTIES, STREAM_PROPERTIES
 from .spec import (
@@ -118,7 +130,7 @@ class SharedState:
         q.append(value)
         owner = self.queue_owner.get(qid)
         if owner is not None:
-            owner.queue_ready.append((owner, qid))
+            owner.effects.append(QueueReady(qid))
         return True
 
     def dequeue(self, qid: int) -> tuple[bool, bytes | None]:
@@ -174,11 +186,8 @@ class Host:
         self.metrics: dict[int, Metric] = {}
         self.metric_names: dict[tuple[int, str], int] = {}
         self.callouts: dict[int, Callout] = {}
-        self.new_callouts: list[Callout] = []
-        self.tick_changed = False
-        self.queue_ready: list[tuple[Host, int]] = []
+        self.effects: list[Effect] = []  # what the running callback asked for: the engine applies it
         self.next_token = 1
-        self.done_requests: list[StreamContext] = []
         self.fd_lines: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
 
     # -- recording --------------------------------------------------------------------------
@@ -248,7 +257,7 @@ class Host:
             return self._rec("proxy_set_tick_period_milliseconds", {"period_ms": period},
                              BAD_ARGUMENT)
         self.root.tick_period_ms = period
-        self.tick_changed = True
+        self.effects.append(TickPeriodSet(period))
         return self._rec("proxy_set_tick_period_milliseconds", {"period_ms": period}, OK)
 
     # -- contexts ---------------------------------------------------------------------------
@@ -264,7 +273,7 @@ class Host:
         if not isinstance(c, StreamContext) or not c.done_pending:
             return self._rec("proxy_done", {}, NOT_FOUND)
         c.done_pending = False
-        self.done_requests.append(c)
+        self.effects.append(DoneSignalled(c))
         return self._rec("proxy_done", {}, OK)
 
     def proxy_get_status(self) -> tuple[int, int, bytes]:
@@ -504,7 +513,7 @@ class Host:
         c = self.ctx()
         if not isinstance(c, StreamContext):
             return self._rec(name, args, NOT_FOUND)
-        (c.resume if what == "resume" else c.close).append(stype)
+        self.effects.append(StreamResumed(c, stype) if what == "resume" else StreamClosed(c, stype))
         return self._rec(name, args, OK)
 
     def proxy_clear_route_cache(self) -> int:
@@ -534,6 +543,7 @@ class Host:
         c.local_reply = LocalReply(
             status, _text(details), body, list(headers or []), grpc, self.callback or "", self.now_ns
         )
+        self.effects.append(LocalReplySent(c, c.local_reply))
         return self._rec("proxy_send_local_response", args, OK)
 
     # -- properties -------------------------------------------------------------------------
@@ -716,7 +726,7 @@ class Host:
         call = Callout(token, "http", _text(upstream), c.id if c else 0, list(hdrs), body,
                        list(trailers or []), timeout_ms, self.now_ns, response)
         self.callouts[token] = call
-        self.new_callouts.append(call)
+        self.effects.append(CalloutStarted(call))
         self._rec("proxy_http_call", args, OK, token)
         return OK, token
 
@@ -749,7 +759,7 @@ class Host:
         call = Callout(token, kind, _text(upstream), c.id if c else 0, list(metadata or []),
                        message, [], timeout_ms, self.now_ns, response, _text(service), _text(method))
         self.callouts[token] = call
-        self.new_callouts.append(call)
+        self.effects.append(CalloutStarted(call))
         self._rec(name, args, OK, token)
         return OK, token
 
@@ -782,18 +792,6 @@ class Host:
     # -- extras -----------------------------------------------------------------------------
     def pthread_equal(self, a: int, b: int) -> int:
         return 1 if a == b else 0
-
-
-def _text(b: bytes | bytearray) -> str:
-    try:
-        return b.decode("utf-8", "backslashreplace")
-    except AttributeError:  # a memoryview
-        return bytes(b).decode("utf-8", "backslashreplace")
-
-
-def _preview(b: bytes | bytearray, limit: int = 256) -> str:
-    text = _text(b[:limit])
-    return text if len(b) <= limit else f"{text}... ({len(b)} bytes)"
 
 
 def _map_name(mtype: int) -> str:

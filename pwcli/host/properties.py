@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..textutil import hostport
 from .codec import encode_pairs, i64
 from .contexts import StreamContext
 from .headers import HeaderMap
@@ -77,7 +78,7 @@ def encode_value(value: Any) -> bytes:
 
 
 def _hostport(ip: str, port: int) -> bytes:
-    return (f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}").encode()
+    return hostport(ip, port).encode()
 
 
 def _header(msg_attr: str, name: bytes) -> Callable[[StreamContext], bytes | None]:

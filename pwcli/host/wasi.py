@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import random
 import struct
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import GuestExit
 from .host import Host
 from .spec import Errno, LogLevel
 
-if TYPE_CHECKING:
-    from .imports import Imports
+
+class GuestMemory(Protocol):
+    """The guest memory accessors WASI needs (``imports.Imports`` provides them)."""
+
+    def read(self, ptr: int, size: int) -> bytes: ...
+    def write(self, ptr: int, data: bytes) -> None: ...
+    def write_u32(self, ptr: int, value: int) -> None: ...
+    def write_u64(self, ptr: int, value: int) -> None: ...
+
 
 SUCCESS, BADF, INVAL, NOTSUP, NOSYS = Errno.SUCCESS, Errno.BADF, Errno.INVAL, Errno.NOTSUP, 52
 STDIO = (1, 2)
@@ -25,7 +32,7 @@ RANDOM_MAX = 65536  # cpp-host: random_get of more than 64 KiB is EINVAL
 
 
 class Wasi:
-    def __init__(self, host: Host, mem: Imports) -> None:
+    def __init__(self, host: Host, mem: GuestMemory) -> None:
         self.host = host
         self.mem = mem
         self.rng = random.Random(host.opts.seed)

@@ -27,7 +27,7 @@ import wasmtime
 
 from pwcli.host.spec import CALLBACKS, HOST_FUNCTIONS, WASI_FUNCTIONS, Signature
 from pwcli.plugin import load_plugin
-from pwcli.replay import ReplayOptions, Replayer, Run
+from pwcli.engine import ReplayOptions, Run, Session
 from pwcli.trace import parse_trace
 
 from ..conftest import SEED_PACKETS
@@ -126,10 +126,10 @@ def _wat_bytes(data: bytes) -> str:
 class Result:
     run: Run
     tape: list[Any]
-    replayer: Replayer
+    session: Session
 
     def read(self, ptr: int, size: int) -> bytes:
-        return self.replayer.instance.memory.read(ptr, size)
+        return self.session.instance.memory.read(ptr, size)
 
     def calls(self, name: str) -> list[Any]:
         return [e for e in self.run.events if e.kind == "hostcall" and e.name == name]
@@ -238,10 +238,11 @@ class Guest:
         path.write_bytes(self.wasm())
         trace = parse_trace(SEED_PACKETS if packets is None else packets, source="test.json")
         plugin = load_plugin(path, lenient=lenient, abi=abi)
-        r = Replayer(plugin, trace, ReplayOptions(runtime=runtime, **options))
-        run = r.run()
-        tape = read_tape(r.instance.memory) if r.instance is not None else []
-        return Result(run, tape, r)
+        s = Session(plugin, ReplayOptions(runtime=runtime, **options), trace, checked=True)
+        s.feed(trace.packets)
+        run = s.close()
+        tape = read_tape(s.instance.memory) if s.instance is not None else []
+        return Result(run, tape, s)
 
 
 def read_tape(memory: Any) -> list[Any]:

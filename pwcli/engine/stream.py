@@ -1,0 +1,174 @@
+"""What every stream shares, HTTP or TCP: its context, its end (``proxy_on_done``, ``proxy_on_log``,
+``proxy_on_delete``), a reset by the plugin, a failure of its VM, and how the end of the trace
+leaves it.
+
+The end follows proxy-wasm-cpp-host's ``ContextBase::onDone``/``onLog``/``onDelete`` as Envoy calls
+them (``source/extensions/common/wasm/context.cc``: ``Context::onDestroy``/``log``): a ``false``
+from ``proxy_on_done`` defers the rest until the plugin calls ``proxy_done``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..events import StreamResult
+from ..host.contexts import StreamContext
+from ..host.spec import StreamType
+from .vm import VmFailed
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+HTTP_STREAM_TYPES = (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE)
+
+
+class Stream:
+    kind = ""
+
+    def __init__(self, engine: Engine, ctx: StreamContext) -> None:
+        self.e = engine
+        self.ctx = ctx
+        self.result: StreamResult = ctx.result
+
+    @property
+    def id(self) -> int:
+        return self.ctx.id
+
+    @property
+    def down(self) -> bool:
+        """The stream's VM failed (a reloaded VM never sees the streams of the one it replaced)."""
+        return self.e.stream_down(self.ctx)
+
+    # -- what the plugin asks for -----------------------------------------------------------
+    def resume(self, stream_type: int) -> None:
+        if stream_type in HTTP_STREAM_TYPES:
+            self.resume_message(stream_type)
+        else:
+            self.resume_connection(stream_type)
+
+    def resume_message(self, stream_type: int) -> None:
+        what = "request" if stream_type == StreamType.HTTP_REQUEST else "response"
+        self.e.vm.host.record("note", "continue_ignored", {"stream": what, "reason": "not paused"},
+                              ctx=self.ctx)
+
+    def resume_connection(self, stream_type: int) -> None:
+        """An HTTP stream has no connection side to resume: nothing happens."""
+
+    def close(self, stream_type: int) -> None:
+        """proxy_close_stream: Envoy resets the stream (HTTP) or closes the connection (TCP)."""
+        if self.ctx.finished:
+            return
+        self.result.flags.append("reset_by_plugin")
+        self.e.vm.host.record("note", "stream_reset",
+                              {"stream": StreamType(stream_type).name.lower()}, ctx=self.ctx)
+        self.drop_pending()
+        self.complete()
+
+    def drop_pending(self) -> None:
+        """Forget what has not reached the plugin yet."""
+
+    # -- the end ----------------------------------------------------------------------------
+    def complete(self) -> None:
+        s = self.ctx
+        if s.finished:
+            return
+        s.finished = True
+        if self.down:
+            self.record_final()
+            self.e.forget(self)
+            return
+        try:
+            r = self.e.vm.call(s, "proxy_on_done", s.id)
+        except VmFailed:
+            self.record_final()
+            self.e.forget(self)
+            return
+        if r == 0:
+            s.done_pending = True
+            self.e.vm.host.record("note", "done_deferred",
+                                  {"reason": "proxy_on_done returned false"}, ctx=s)
+            self.e.apply_effects()
+            return
+        self.log_and_delete()
+
+    def log_and_delete(self) -> None:
+        s = self.ctx
+        self.record_final()
+        vm = self.e.vm
+        try:
+            s.in_log = True
+            vm.call(s, "proxy_on_log", s.id)
+            s.in_log = False
+            vm.call(s, "proxy_on_delete", s.id)
+        except VmFailed:
+            pass
+        finally:
+            s.in_log = False
+            vm.host.contexts.pop(s.id, None)
+            self.e.forget(self)
+        self.e.apply_effects()
+
+    def record_final(self) -> None:
+        """Copy what passed through the filter into the stream's result."""
+        raise NotImplementedError
+
+    def fail(self) -> None:
+        """The VM failed under this stream: closed (fail-closed) or passed through (open)."""
+        s = self.ctx
+        if s.finished:
+            return
+        e = self.e
+        if self.result.failure is None and e.vm.failure is not None and (
+            e.options.failure_policy != "open"
+        ):
+            self.result.failure = e.vm.failure
+        if e.options.failure_policy == "open":
+            self.pass_through()
+            return
+        s.finished = True
+        e.forget(self)
+        self.result.flags.append("failed")
+        self.fail_closed()
+
+    def fail_closed(self) -> None:
+        """What the client sees of a fail-closed stream."""
+
+    def pass_through(self) -> None:
+        """--failure-policy open: what arrives is forwarded without entering the plugin."""
+        if "passed_through" not in self.result.flags:
+            self.result.flags.append("passed_through")
+
+    def stalled(self) -> bool:
+        return False
+
+    def unfinished_flag(self) -> str:
+        return "incomplete"
+
+    def finish_at_end(self) -> None:
+        """The trace ended: run the stream's end as Envoy would when the connection goes away."""
+        s, r = self.ctx, self.result
+        if s.done_pending:
+            r.flags.append("done_not_called")
+            s.done_pending = False
+            if not self.down:
+                self.log_and_delete()
+            else:
+                self.record_final()
+            return
+        if self.stalled():
+            r.flags.append("stalled")
+        elif flag := self.unfinished_flag():
+            r.flags.append(flag)
+        self.release_held()
+        if self.down:
+            self.fail()
+            if not s.finished:  # passed through, but the trace ended before the stream did
+                s.finished = True
+                self.e.forget(self)
+                self.record_final()
+        else:
+            s.req.paused = s.resp.paused = None
+            self.complete()
+
+    def release_held(self) -> None:
+        """Packets held back at the end are reported as undelivered."""

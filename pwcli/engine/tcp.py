@@ -1,0 +1,130 @@
+"""One TCP connection through a network filter: ``proxy_on_new_connection``, data in each direction,
+the close of each side, pausing and resuming the data.
+
+Follows Envoy's network filter callbacks as proxy-wasm-cpp-host calls them
+(``Context::onNewConnection``, ``onData``/``onWrite``, ``onEvent``:
+``onDownstreamConnectionClose``/``onUpstreamConnectionClose``).
+"""
+
+from __future__ import annotations
+
+from ..host.spec import PeerType, StreamType
+from ..trace import Packet
+from .callbacks import continue_or_stop
+from .stream import Stream
+from .vm import VmFailed
+
+
+class TcpStream(Stream):
+    kind = "tcp"
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.paused: set[str] = set()  # "down" | "up": the plugin stopped that side's data
+
+    def open(self) -> None:
+        """proxy_on_new_connection, once the stream's context exists."""
+        s = self.ctx
+        try:
+            r = self.e.vm.call(s, "proxy_on_new_connection", s.id)
+            self.result.actions.append(("proxy_on_new_connection", continue_or_stop(r)))
+        except VmFailed:
+            pass
+        self.e.apply_effects()
+
+    def packet(self, p: Packet, index: int) -> None:
+        s = self.ctx
+        if self.down:
+            self.fail()
+            if self.e.options.failure_policy == "open" and not s.finished:
+                self._forward_unfiltered(p)
+            else:
+                self.result.undelivered.append(index)
+                if p.close is not None:
+                    s.info["closed"] = True
+            return
+        if s.finished:
+            return
+        down = p.forward_direction
+        eos = p.close is not None
+        if p.data is not None or eos:
+            if not self._data(down, p, eos):
+                return
+        if eos:
+            self._close_side(down, p)
+
+    def _data(self, down: bool, p: Packet, eos: bool) -> bool:
+        s = self.ctx
+        buf = s.tcp_down if down else s.tcp_up
+        buf.extend(p.data or b"")
+        name = "proxy_on_downstream_data" if down else "proxy_on_upstream_data"
+        if down:
+            s.tcp_down_live = True
+        else:
+            s.tcp_up_live = True
+        try:
+            r = self.e.vm.call(s, name, s.id, len(buf), int(eos))
+        except VmFailed:
+            self.fail()
+            if self.e.options.failure_policy == "open" and not s.finished:
+                self._forward_unfiltered(p, buffered=True)
+            return False
+        finally:
+            s.tcp_down_live = s.tcp_up_live = False
+        action = continue_or_stop(r)
+        self.result.actions.append((name, action))
+        if action == "continue":
+            self._forward("down" if down else "up")
+        else:
+            self.paused.add("down" if down else "up")
+        self.e.apply_effects()
+        return True
+
+    def _close_side(self, down: bool, p: Packet) -> None:
+        s = self.ctx
+        close = f"proxy_on_{'downstream' if down else 'upstream'}_connection_close"
+        peer = PeerType.REMOTE if p.close == "fin" else PeerType.LOCAL
+        try:
+            self.e.vm.call(s, close, s.id, int(peer))
+        except VmFailed:
+            self.fail()
+            return
+        self.e.apply_effects()
+        s.req.ended = s.resp.ended = True
+        s.finished = False
+        self._forward("down")
+        self._forward("up")
+        self.complete()
+
+    def _forward(self, side: str) -> None:
+        """The side's buffered data goes on (what the plugin still held is flushed with it)."""
+        s, r = self.ctx, self.result
+        if side == "down":
+            r.downstream += bytes(s.tcp_down)
+            s.tcp_down.clear()
+        else:
+            r.upstream += bytes(s.tcp_up)
+            s.tcp_up.clear()
+
+    def resume_connection(self, stream_type: int) -> None:
+        side = "down" if stream_type == StreamType.DOWNSTREAM else "up"
+        if side in self.paused:
+            self.paused.discard(side)
+            self._forward(side)
+
+    def _forward_unfiltered(self, p: Packet, buffered: bool = False) -> None:
+        """--failure-policy open: data is forwarded without entering the plugin."""
+        self._forward("down")
+        self._forward("up")
+        if not buffered:
+            if p.forward_direction:
+                self.result.downstream += p.data or b""
+            else:
+                self.result.upstream += p.data or b""
+        if p.close is not None:
+            self.ctx.finished = True
+            self.e.forget(self)
+
+    def record_final(self) -> None:
+        self._forward("down")
+        self._forward("up")
