@@ -1,23 +1,30 @@
-"""pytest plugin (entry point ``pwcli``): the ``pwcli_replay`` fixture, ``--pwcli-update-golden``.
+"""pytest plugin (entry point ``pwcli``): the ``pwcli_replay`` and ``pwcli_session`` fixtures,
+``--pwcli-update-golden``.
 
     def test_adds_header(pwcli_replay):
         run = pwcli_replay("filter.wasm", [request_packet, response_packet])
         assert run.stream(0).response.header("x-wasm-custom") == "FOO"
 
+    def test_one_request(pwcli_session):
+        s = pwcli_session("filter.wasm")
+        assert s.http({"method": "GET", "uri_path": "/"}, {}).response.header("x-wasm-custom")
+
 The fixture replays a plugin against a trace file, a trace object or packets built in Python and
 returns the ``Run``. When the trace has expect blocks, a failed expectation fails the test with
 pwcli's messages; ``golden=`` compares the JSON report with a golden file, written by
-``pytest --pwcli-update-golden``. Paths are used as given (relative to the current directory).
+``pytest --pwcli-update-golden``. ``pwcli_session`` opens a ``pwcli.Session`` for tests that
+drive the plugin packet by packet. Paths are used as given (relative to the current directory).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .engine import ReplayOptions, Run, replay
+from .engine import ReplayOptions, Run, Session, replay
 from .golden import check as check_golden
 from .plugin import load_plugin
 from .report import to_json
@@ -94,3 +101,22 @@ def pwcli_replay(request: pytest.FixtureRequest) -> Replay:
     """Replay a plugin against a trace file or packets built in Python; returns the ``Run``."""
     update = bool(request.config.getoption(UPDATE_OPTION, default=False))
     return Replay(update=update)
+
+
+@pytest.fixture
+def pwcli_session() -> Iterator[Callable[..., Session]]:
+    """Open a ``pwcli.Session`` on a plugin: ``s = pwcli_session("filter.wasm", trace=..., **opts)``
+    (``trace`` gives upstreams and properties; other keywords are ReplayOptions fields). Sessions
+    still open are closed when the test ends."""
+    opened: list[Session] = []
+
+    def open_session(wasm: str | Path, *, trace: Any = None, lenient: bool = False,
+                     abi: str | None = None, **options: Any) -> Session:
+        s = Session(load_plugin(wasm, lenient=lenient, abi=abi), ReplayOptions(**options),
+                    _trace(trace) if trace is not None else None)
+        opened.append(s)
+        return s
+
+    yield open_session
+    for s in opened:
+        s.close()

@@ -139,7 +139,8 @@ class Session:
     def http(self, request: Packet | dict[str, Any],
              response: Packet | dict[str, Any] | None = None) -> StreamResult:
         """One stream: the request (and the response, when given) on a connection of its own;
-        returns that stream's result. Addresses default to 10.0.0.1:(50000+n) -> 10.0.0.2:80."""
+        returns that stream's result (as it stands, flagged ``open``, when it has not ended).
+        Addresses default to 10.0.0.1:(50000+n) -> 10.0.0.2:80, a new connection per call."""
         self._http_calls += 1
         client = (HTTP_CLIENT[0], HTTP_CLIENT[1] + self._http_calls)
         req = _with_addresses(request, client, HTTP_SERVER, forward=True)
@@ -147,7 +148,11 @@ class Session:
         self.send(req)
         if response is not None:
             self.send(_with_addresses(response, client, HTTP_SERVER, forward=False))
-        return self.engine.streams[first]
+        return self._view(self.engine.streams[first])
+
+    def _view(self, r: StreamResult) -> StreamResult:
+        """A finished stream's result; an open one's as it stands (a copy, flagged ``open``)."""
+        return _open_view(r, self.live_messages(r)) if r.ctx in self.engine.active else r
 
     def set_log_level(self, level: str) -> None:
         """The plugin's log level from now on (trace, debug, info, warn, error, critical)."""
@@ -196,8 +201,7 @@ class Session:
         flag ``open``."""
         e = self.engine
         run = build_run(e, self.delivered, time.monotonic() - self._started)
-        run.streams = [_open_view(r, self.live_messages(r)) if r.ctx in e.active else r
-                       for r in e.streams]
+        run.streams = [self._view(r) for r in e.streams]
         run.events = list(run.events)
         run.warnings, run.notes = list(run.warnings), list(run.notes)
         return run
