@@ -1,4 +1,4 @@
-"""Testing a plugin with pwcli's pytest fixture: the README's example, as written."""
+"""Testing a plugin with pwcli's pytest fixture: the example of docs/python.md, as written."""
 
 from pathlib import Path
 

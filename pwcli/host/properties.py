@@ -14,7 +14,7 @@ from .codec import encode_pairs, i64
 from .contexts import StreamContext
 from .headers import HeaderMap
 
-# What pwcli serves, for the README table: name -> where the value comes from.
+# What pwcli serves, for the table in docs/trace.md: name -> where the value comes from.
 SERVED: dict[str, str] = {
     "plugin_name": "--plugin-name (default: the root id)",
     "plugin_root_id": "--root-id / trace plugin.root_id",
