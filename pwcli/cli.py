@@ -122,6 +122,10 @@ def main() -> None:
 @click.option("--golden", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
               help="Compare the JSON report with FILE (ignoring the runtime): exit 0 equal, 1 not.")
 @click.option("--update-golden", is_flag=True, help="Write the --golden FILE from this run.")
+@click.option("--against", type=click.Choice(["envoy"]),
+              help="Also run the trace through real Envoy and show where the two differ.")
+@click.option("--trace-headers-only", is_flag=True,
+              help="Present the trace's headers untouched (not the ones Envoy adds).")
 @click.pass_context
 def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id: str | None,
                vm_id: str, plugin_name: str | None, config: str | None, vm_config: str | None,
@@ -129,10 +133,12 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
                start_time: str | None, abi: str | None, lenient: bool, failure_policy: str,
                fail_fast: bool, drain_ms: float, budget: int, max_memory: int, no_cache: bool,
                realtime: bool, multiplier: float | None, pps: float | None, loops: int,
-               workers: int, fmt: str, golden: str | None, update_golden: bool) -> None:
+               workers: int, fmt: str, golden: str | None, update_golden: bool,
+               against: str | None, trace_headers_only: bool) -> None:
     """Replay TRACE through the plugin and report every callback, host call and mutation.
 
-    With --golden or expect blocks in the trace, the exit status is the comparison's only.
+    With --golden, --against or expect blocks in the trace, the exit status is the
+    comparison's only (0 agree, 1 differ).
     """
     from .expect import has_expectations
     from .pacing import Progress, chain
@@ -172,7 +178,12 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
             limits=Limits(fuel=budget, max_memory=max_memory << 20),
             cache=not no_cache,
             loop=loops,
+            envoy_headers=not trace_headers_only,
         )
+        if against:
+            from .envoy.cli import check_available
+
+            check_available()  # exit 2 with how to install Envoy, before anything runs
         tr = open_trace(trace)
         # Streamed traces (JSON Lines, big arrays) are read once, as they replay: no expect blocks.
         streamed = getattr(tr, "streaming", False)
@@ -200,21 +211,42 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
         finally:
             if progress is not None:
                 progress.close()
+        comparison = None
+        if against:
+            from .envoy.cli import compare_for_cli
+
+            comparison = compare_for_cli(plugin, tr, options, result)
         if not show_report:
             pass
         elif fmt == "json":
-            click.echo(dumps(to_json(result)), nl=False)
+            report = to_json(result)
+            if comparison is not None:
+                report["envoy"] = comparison.to_json()
+            click.echo(dumps(report), nl=False)
         elif fmt == "jsonl":
             from .report import summary
 
             click.echo(json.dumps({"summary": summary(result)}, sort_keys=True))
+            if comparison is not None:
+                click.echo(json.dumps({"envoy": comparison.to_json()}, sort_keys=True))
         else:
-            render_table(result, make_console())
+            console = make_console()
+            render_table(result, console)
+            if comparison is not None:
+                from .envoy.render import render_comparison
+
+                render_comparison(comparison, console)
         if pacer is not None:
             click.echo(pacer.describe(), err=True)  # stderr only: the report stays deterministic
         if result.input_error is not None:  # a bad packet mid-way: what ran is reported above
             click.echo(str(result.input_error), err=True)
             return result.input_error.exit_code
+        if comparison is not None:
+            agreed = 0 if comparison.agrees_with(result) else 1
+            if result.expectations is None and golden is None:
+                return agreed
+            return max(agreed, _compare(result, golden, update_golden,
+                                        to_stderr=show_report and fmt != "table"))
         if result.expectations is None and golden is None:
             return result.exit_code
         return _compare(result, golden, update_golden,

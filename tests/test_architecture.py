@@ -1,4 +1,4 @@
-"""The package's shape: no import circles (type-checking imports aside), engine modules stay small."""
+"""The package's shape: no import circles (type-checking imports aside), small engine modules."""
 
 from __future__ import annotations
 

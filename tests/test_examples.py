@@ -31,8 +31,10 @@ def test_as_headers(runtime: str) -> None:
     r = report(runtime, "as_headers.wasm", "as_headers.json")
     (s,) = r["streams"]
     assert headers(s, "request") == [
-        [":method", "GET"], [":path", "/index.html"], [":authority", "example.com"],
-        [":scheme", "http"], ["accept", "*/*"], ["x-as-added", "1"], ["user-agent", "pwcli-as"],
+        [":authority", "example.com"], [":path", "/index.html"], [":method", "GET"],
+        [":scheme", "http"], ["accept", "*/*"], ["x-forwarded-proto", "http"],
+        ["x-request-id", "e174956c-92b5-464e-acdb-d99895aeee42"], ["x-as-added", "1"],
+        ["user-agent", "pwcli-as"],
     ]
     assert headers(s, "response")[-1] == ["x-as-response", "yes"]
     assert [(c["op"], c["name"]) for c in s["header_changes"]] == [
@@ -68,20 +70,23 @@ def test_as_httpcall_resumes_on_the_mocked_response(runtime: str) -> None:
     assert calls[0]["args"]["headers"] == [[":method", "GET"], [":path", "/auth"], [":authority", "auth.local"]]
     cb = [e for e in r["vm"]["events"] if e["name"] == "proxy_on_http_call_response"]
     assert [(e["t_ms"], e["args"]) for e in cb] == [
-        (5, {"root_context_id": 1, "token": 1, "headers": 2, "body_size": 7, "trailers": 0})
+        # :status, the trace's header, then content-length and x-envoy-upstream-service-time
+        (5, {"root_context_id": 1, "token": 1, "headers": 4, "body_size": 7, "trailers": 0})
     ]
 
 
 def test_as_body_buffers_then_rewrites(runtime: str) -> None:
     r = report(runtime, "as_body.wasm", "as_body.json")
     (s,) = r["streams"]
-    assert s["actions"][:3] == [
+    assert s["actions"][:4] == [
         ["proxy_on_request_headers", "continue"],
         ["proxy_on_request_body", "stop_iteration_and_buffer"],
-        ["proxy_on_request_body", "continue"],
+        ["proxy_on_request_body", "stop_iteration_and_buffer"],
+        ["proxy_on_request_body", "continue"],  # the empty frame that ends the request
     ]
     bodies = [e["args"] for e in s["events"] if e["name"] == "proxy_on_request_body"]
-    assert [(b["body_size"], b["end_of_stream"]) for b in bodies] == [(6, False), (11, True)]
+    assert [(b["body_size"], b["end_of_stream"]) for b in bodies] == [
+        (6, False), (11, False), (11, True)]
     assert s["request"]["body"] == "hello world"
     assert s["response"]["body"] == "HELLO FROM UPSTREAM"
     assert s["response"]["body_changes"][0]["after"] == "HELLO FROM UPSTREAM"
@@ -95,7 +100,7 @@ def test_go_wasip1(runtime: str) -> None:
     assert headers(first, "response")[-1] == ["x-go", "1"]
     assert r["metrics"] == {"go_requests": {"type": "counter", "value": 2}}
     assert {"t_ms": 0, "level": "info", "message": "go_wasip1: configuration: go-config"} in r["vm"]["logs"]
-    assert {"t_ms": 5, "level": "error", "message": "go_wasip1: response ctx=2 headers=2"} in first["logs"]
+    assert {"t_ms": 5, "level": "error", "message": "go_wasip1: response ctx=2 headers=4"} in first["logs"]
 
 
 def test_rust_tcp(runtime: str) -> None:
@@ -108,7 +113,7 @@ def test_rust_tcp(runtime: str) -> None:
     assert names == [
         "proxy_on_context_create", "proxy_on_new_connection", "proxy_on_downstream_data",
         "proxy_on_upstream_data", "proxy_on_downstream_data",
-        "proxy_on_downstream_connection_close", "proxy_on_done", "proxy_on_log", "proxy_on_delete",
+        "proxy_on_downstream_connection_close", "proxy_on_log", "proxy_on_done", "proxy_on_delete",
     ]
 
 

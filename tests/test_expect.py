@@ -57,7 +57,8 @@ def test_failing_expectations_exit_1_with_what_was_expected_and_what_happened(
     assert result.stderr == (
         "expect: 4 of 21 checks failed\n"
         f"  packet 0 ({S0}): request header user-agent: expected present, got absent\n"
-        f"  packet 1 ({S0}): action of proxy_on_response_body: expected [pause], got [continue]\n"
+        f"  packet 1 ({S0}): action of proxy_on_response_body: expected [pause], "
+        "got [continue, continue]\n"
         f"  {S1} (opened by packet 2): response header x-wasm-custom: expected \"BAR\", "
         'got "FOO"\n'
         '  run: log [info] /^onDone /: expected 3 matching lines, got 2: [info] "onDone 2"; '
@@ -75,8 +76,8 @@ def test_packet_expectations_see_the_stream_as_it_stands_after_that_packet() -> 
         f"packet 0 ({S0}): response header x-wasm-custom: expected \"FOO\", got absent",
         f"packet 0 ({S0}): log /onResponseHeaders/: expected at least one matching line, got "
         'none (lines: [info] "called WASM plugin onCreate 2 from client 10.0.0.2:50124 port '
-        '50124"; [info] "onRequestHeaders 2 headers=7 end_of_stream=1"; [info] ":method -> GET"'
-        " (+8 more))",
+        '50124"; [info] "onRequestHeaders 2 headers=9 end_of_stream=1"; [info] ":authority -> '
+        '10.0.0.1" (+10 more))',
         f'packet 1 ({S0}): request header a: expected absent, got "B2"',
         f'packet 1 ({S0}): request body: expected "x", got ""',
     ]

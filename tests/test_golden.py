@@ -154,10 +154,10 @@ def test_compare_names_streams_events_logs_and_fields() -> None:
         f'{S1}: request header h11: removed (was "v11")',
         f'{S1}: request header x-new: added "1"',
         f'{S1}: response body: "ABCDEFGHI" -> "ABC"',
-        f"{S1}: events[3]: callback proxy_on_request_headers: args.headers: 6 -> 9",
+        f"{S1}: events[3]: callback proxy_on_request_headers: args.headers: 8 -> 9",
         f"{S1}: events[4]: removed: 15ms ctx 3 hostcall "
-        'proxy_get_header_map_pairs(map=request_headers) -> OK "6 pairs"',
-        "summary.logs.info: 38 -> 1",
+        'proxy_get_header_map_pairs(map=request_headers) -> OK "8 pairs"',
+        "summary.logs.info: 48 -> 1",
     ]
 
 
@@ -171,8 +171,9 @@ def test_compare_header_order_and_stream_count() -> None:
     b["streams"].append(extra)
     assert compare(a, b)[:3] == [
         "streams: 2 -> 3 streams",
-        f"{S0}: response headers: order changed: :status, rh1, x-wasm-custom -> "
-        ":status, x-wasm-custom, rh1",
+        f"{S0}: response headers: order changed: :status, rh1, content-length, "
+        "x-envoy-upstream-service-time, x-wasm-custom -> :status, content-length, rh1, "
+        "x-envoy-upstream-service-time, x-wasm-custom",
         "streams[2] (10.0.0.2:50126 -> 10.0.0.1:443): new in this run",
     ]
 

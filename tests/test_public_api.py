@@ -37,7 +37,8 @@ def test_run_accessors() -> None:
                        pwcli.load_trace(TRACES / "http_4pkts.json"))
     s = run.stream(1)
     assert isinstance(s, pwcli.StreamResult)
-    assert s.response_headers == [(":status", "200"), ("rh1", "rv1"), ("x-wasm-custom", "FOO")]
+    assert s.response_headers == [(":status", "200"), ("rh1", "rv1"), ("content-length", "9"),
+                                  ("x-envoy-upstream-service-time", "15"), ("x-wasm-custom", "FOO")]
     assert s.request.header("A") == "B2" and s.request.header("nope") is None
     assert (s.request_body, s.response_body) == (b"", b"ABCDEFGHI")
     assert s.request_headers[-1] == ("a", "B2")
@@ -48,7 +49,8 @@ def test_run_accessors() -> None:
     ]
     assert run.callbacks(0) == [
         "proxy_on_context_create", "proxy_on_request_headers", "proxy_on_response_headers",
-        "proxy_on_response_body", "proxy_on_done", "proxy_on_log", "proxy_on_delete",
+        "proxy_on_response_body", "proxy_on_response_body", "proxy_on_log", "proxy_on_done",
+        "proxy_on_delete",
     ]
     assert run.expectations is None
     assert pwcli.to_json(run)["summary"]["streams"] == 2

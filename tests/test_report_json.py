@@ -74,8 +74,8 @@ def test_structure() -> None:
     assert set(rep["plugin"]) == {"abi", "file", "sha256", "size"}
     assert rep["runtime"] == {"name": "wasmtime"}
     assert set(rep["inputs"]) == {
-        "budget", "configuration", "drain_ms", "environment", "fail_fast", "failure_policy",
-        "lenient", "log_level", "max_memory", "plugin_name", "properties", "root_id", "seed",
+        "budget", "configuration", "drain_ms", "envoy_headers", "environment", "fail_fast",
+        "failure_policy", "lenient", "log_level", "max_memory", "plugin_name", "properties", "root_id", "seed",
         "start_time_ns", "vm_configuration", "vm_id",
     }
     stream = rep["streams"][0]
@@ -83,16 +83,16 @@ def test_structure() -> None:
         "actions", "client", "context_id", "events", "failure", "first_packet", "flags",
         "header_changes", "index", "kind", "local_reply", "logs", "request", "response", "server",
     }
-    assert stream["request"]["headers"][0] == [":method", "GET"]
+    assert stream["request"]["headers"][0] == [":authority", "10.0.0.1"]
     assert stream["events"][3] == {
-        "args": {"context_id": 2, "end_of_stream": True, "headers": 7}, "ctx": 2,
+        "args": {"context_id": 2, "end_of_stream": True, "headers": 9}, "ctx": 2,
         "kind": "callback", "name": "proxy_on_request_headers", "result": "continue", "t_ms": 0,
     }
-    assert stream["logs"][1] == {"level": "info", "message": "onRequestHeaders 2 headers=7 "
+    assert stream["logs"][1] == {"level": "info", "message": "onRequestHeaders 2 headers=9 "
                                  "end_of_stream=1", "t_ms": 0}
     assert rep["summary"] == {
-        "callbacks": 18, "completed": 2, "end_t_ms": 30, "exit_status": 0, "failed": 0,
-        "host_calls": 16, "incomplete": 0, "local_replies": 0, "logs": {"info": 38},
+        "callbacks": 20, "completed": 2, "end_t_ms": 30, "exit_status": 0, "failed": 0,
+        "host_calls": 16, "incomplete": 0, "local_replies": 0, "logs": {"info": 48},
         "not_run": 0, "packets": 4, "stalled": 0, "streams": 2,
     }
 
@@ -132,7 +132,7 @@ def test_trace_plugin_block_sets_root_id_and_log_level_and_options_win(tmp_path:
     assert [s["logs"] for s in rep["streams"]] == [[], []]
     rep = report(*args, "--root-id", "other", "--log-level", "info")
     assert (rep["inputs"]["root_id"], rep["inputs"]["log_level"]) == ("other", "info")
-    assert len(rep["streams"][0]["logs"]) == 18
+    assert len(rep["streams"][0]["logs"]) == 23
 
 
 def test_jsonl_callback_lines_carry_their_result_before_what_they_did(monkeypatch) -> None:
@@ -154,6 +154,6 @@ def test_jsonl_callback_lines_carry_their_result_before_what_they_did(monkeypatc
     names = [(r.get("kind"), r.get("name"), r.get("result")) for r in lines[:-1]]
     i = names.index(("callback", "proxy_on_request_headers", "continue"))
     assert names[i + 1] == ("log", "info", None)
-    assert lines[i + 1]["args"] == {"message": "onRequestHeaders 2 headers=7 end_of_stream=1"}
+    assert lines[i + 1]["args"] == {"message": "onRequestHeaders 2 headers=9 end_of_stream=1"}
     assert ("callback", "proxy_on_done", True) in names
     assert "summary" in lines[-1]

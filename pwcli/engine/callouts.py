@@ -13,12 +13,13 @@ from ..host.headers import HeaderMap
 from ..host.host import Callout
 from ..host.spec import BufferType, MapType
 from ..trace import UpstreamResponse
-from .messages import pairs
+from .messages import NO_BODY_STATUSES, pairs
 from .options import NS_PER_MS
 
 if TYPE_CHECKING:
     from .vm import Vm
 
+FRAMING = {b"content-length", b"transfer-encoding"}
 # Envoy's async client times out through its router: a local 504 the plugin receives as a response.
 HTTP_TIMEOUT_REPLY = {
     "status": 504,
@@ -41,13 +42,25 @@ def plan(call: Callout, now_ns: int) -> tuple[int, str, Any]:
     return now_ns + delay, "callout", call
 
 
-def deliver(vm: Vm, call: Callout) -> None:
-    """The declared answer: proxy_on_http_call_response, or the gRPC callbacks in order."""
+def deliver(vm: Vm, call: Callout, *, local: bool = False) -> None:
+    """The declared answer: proxy_on_http_call_response, or the gRPC callbacks in order.
+
+    An http call's answer comes through Envoy's async client and router as an upstream response
+    does: with the HTTP/1 framing header and ``x-envoy-upstream-service-time`` (unless it is the
+    router's own ``local`` reply, or ``--trace-headers-only``)."""
     host, rid = vm.host, vm.root.id
     resp: UpstreamResponse = call.response
     host.callouts.pop(call.token, None)
     if call.kind == "http":
-        headers = HeaderMap([(b":status", str(resp.status).encode())] + pairs(resp.headers))
+        answer = [(b":status", str(resp.status).encode())] + pairs(resp.headers)
+        if vm.e.envoy_headers and not local:
+            names = {n for n, _ in answer}
+            if resp.status not in NO_BODY_STATUSES and not names & FRAMING:
+                answer.append((b"transfer-encoding", b"chunked") if resp.trailers else
+                              (b"content-length", str(len(resp.body or b"")).encode()))
+            service_ms = (vm.e.clock.now_ns - call.t_ns) // NS_PER_MS
+            answer.append((b"x-envoy-upstream-service-time", str(service_ms).encode()))
+        headers = HeaderMap(answer)
         trailers = HeaderMap(pairs(resp.trailers))
         body = resp.body or b""
         host.oob_maps = {MapType.HTTP_CALL_RESPONSE_HEADERS: headers,
@@ -73,7 +86,7 @@ def deliver(vm: Vm, call: Callout) -> None:
         vm.call(vm.root, "proxy_on_grpc_receive_trailing_metadata", rid, call.token, len(md))
     host.oob_maps = {}
     code = resp.grpc_status or 0
-    host.status = (code, (resp.grpc_message or "").encode())
+    vm.root.status = (code, (resp.grpc_message or "").encode())
     vm.call(vm.root, "proxy_on_grpc_close", rid, call.token, code)
 
 
@@ -83,17 +96,17 @@ def deliver_failure(vm: Vm, call: Callout, why: str = "reset") -> None:
     if why == "timeout" and call.kind == "http":
         # onHttpCallFailure is only for resets: a timeout is the router's 504 local reply.
         call.response = UpstreamResponse.model_validate(HTTP_TIMEOUT_REPLY)
-        deliver(vm, call)
+        deliver(vm, call, local=True)
         return
     host.callouts.pop(call.token, None)
     if why == "timeout":
-        host.status = (4, b"Deadline Exceeded")  # gRPC DEADLINE_EXCEEDED
+        vm.root.status = (4, b"Deadline Exceeded")  # gRPC DEADLINE_EXCEEDED
         vm.call(vm.root, "proxy_on_grpc_close", rid, call.token, 4)
     elif call.kind == "http":
         # Envoy's onFailure: the response callback with no headers, body or trailers, and
         # proxy_get_status answering BrokenConnection (11), "reset".
-        host.status = (11, b"reset")
+        vm.root.status = (11, b"reset")
         vm.call(vm.root, "proxy_on_http_call_response", rid, call.token, 0, 0, 0)
     else:
-        host.status = (14, b"upstream unavailable")  # gRPC UNAVAILABLE
+        vm.root.status = (14, b"upstream unavailable")  # gRPC UNAVAILABLE
         vm.call(vm.root, "proxy_on_grpc_close", rid, call.token, 14)

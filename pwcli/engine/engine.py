@@ -16,7 +16,6 @@ from ..events import Event, StreamResult
 from ..host.contexts import StreamContext
 from ..host.effects import (
     CalloutStarted,
-    DoneSignalled,
     LocalReplySent,
     QueueReady,
     StreamClosed,
@@ -46,6 +45,7 @@ class Engine:
         self.trace = trace
         self.options = options
         self.inputs = Inputs.resolve(options, trace)
+        self.envoy_headers = options.envoy_headers
         self.shared: Any = SharedState()
         self.sink = sink  # each event as it happens (--format jsonl)
         # Streaming mode: finished streams go to stream_sink and are dropped, events are counted,
@@ -130,20 +130,18 @@ class Engine:
     def apply_effects(self) -> None:
         """Apply what the plugin asked for in the callbacks that just ran, until nothing is left.
 
-        Within one batch: the tick timer, the callouts, the queue notices, deferred ends, then each
-        stream's resets and resumes (a reset wins over resumes) in the order the streams opened."""
+        Within one batch: the tick timer, the callouts, the queue notices, then each stream's
+        resets, resumes and local replies (a reset wins over resumes) in the order the streams
+        opened."""
         vm = self.vm
         host = vm.host
         clock = self.clock
         while not vm.down and host.effects:
             batch, host.effects = host.effects, []
             per_stream: dict[int, list[Any]] = {}
-            done = []
             for fx in batch:
                 if isinstance(fx, (StreamResumed, StreamClosed, LocalReplySent)):
                     per_stream.setdefault(fx.stream.id, []).append(fx)
-                elif isinstance(fx, DoneSignalled):
-                    done.append(fx.stream)
             if any(isinstance(fx, TickPeriodSet) for fx in batch):
                 clock.arm_tick()
             for fx in batch:
@@ -152,10 +150,6 @@ class Engine:
             for fx in batch:
                 if isinstance(fx, QueueReady):
                     clock.queue_ready(fx.queue_id)
-            for ctx in done:
-                stream = self.active.get(ctx.id)
-                if stream is not None:
-                    stream.log_and_delete()
             for sid in sorted(per_stream):
                 stream = self.active.get(sid)
                 if stream is not None:
@@ -182,9 +176,8 @@ class Engine:
         if drain:
             self.clock.drain(self.options.drain_ms)
         for stream in list(self.active.values()):
-            if stream.ctx.finished and not stream.ctx.done_pending:
-                continue
-            stream.finish_at_end()
+            if not stream.ctx.finished:
+                stream.finish_at_end()
         if self.vm.host is not None:
             self._warn_if_idle()
         if self.streaming:

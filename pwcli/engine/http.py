@@ -17,7 +17,15 @@ from ..host.headers import HeaderMap
 from ..host.spec import StreamType
 from ..trace import Packet
 from .callbacks import continue_or_stop, data_action, headers_action
-from .messages import coalesce_body, local_reply_headers, pairs, request_headers, response_headers
+from .messages import (
+    coalesce_body,
+    local_reply_headers,
+    pairs,
+    request_headers,
+    request_id,
+    response_headers,
+)
+from .options import NS_PER_MS
 from .stream import Stream
 from .vm import VmFailed
 
@@ -52,7 +60,11 @@ class HttpStream(Stream):
         s = self.ctx
         if s.finished:
             return
-        self._queue(s.req, p, request_headers)
+        if not s.req.started:
+            rid = request_id(self.e.options.seed, self.result.index) if self.e.envoy_headers \
+                else None
+            s.req.headers = HeaderMap(request_headers(p, rid))
+        self._queue(s.req, p)
         if p.end_stream:
             s.info["request_end_ns"] = self.e.clock.now_ns
         self.pump(REQUEST)
@@ -65,20 +77,28 @@ class HttpStream(Stream):
         if (s.req.paused is not None or self.held) and not self.down:
             self.held.append((p, index))
             return
-        self._queue(s.resp, p, response_headers)
+        if not s.resp.started:
+            service_ms = None
+            if self.e.envoy_headers:
+                now = self.e.clock.now_ns
+                service_ms = (now - s.info.get("request_end_ns", now)) // NS_PER_MS
+            s.resp.headers = HeaderMap(response_headers(p, service_ms))
+        self._queue(s.resp, p)
         self.pump(RESPONSE)
 
     @staticmethod
-    def _queue(m: Message, p: Packet, headers_of: object) -> None:
+    def _queue(m: Message, p: Packet) -> None:
+        """Queue what the packet brings, framed as Envoy's HTTP/1 codec delivers it: each body
+        chunk without end of stream, then an empty last frame that ends the message (the codec's
+        ``onMessageComplete``), unless trailers end it."""
         first = not m.started
         if first:
-            m.headers = HeaderMap(headers_of(p))  # type: ignore[operator]
             m.started = True
             m.pending.append(("headers", None, p.end_stream and not p.body and not p.trailers))
         if p.body:
-            m.pending.append(("body", p.body, p.end_stream and not p.trailers))
-        elif p.end_stream and not p.trailers and not first:
-            m.pending.append(("body", b"", True))  # an empty last frame ends the message
+            m.pending.append(("body", p.body, False))
+        if p.end_stream and not p.trailers and (p.body or not first):
+            m.pending.append(("body", b"", True))
         if p.trailers:
             m.pending.append(("trailers", pairs(p.trailers), True))
         if p.end_stream:

@@ -3,6 +3,8 @@ the local reply Envoy builds (``source/common/http/utility.cc``: ``Utility::enco
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -14,8 +16,16 @@ from ..trace import Packet
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def request_headers(p: Packet) -> Pairs:
-    """Headers as Envoy presents a request: pseudo-headers first, names lower-cased."""
+NO_BODY_STATUSES = {204, 304}  # an HTTP/1 response with these never carries a body
+
+
+def request_headers(p: Packet, request_id: str | None = None) -> Pairs:
+    """Headers as Envoy's HTTP/1 codec and connection manager present a request to the filter:
+    ``:authority``, ``:path``, ``:method``, ``:scheme`` first (names lower-cased, ``host`` moved to
+    ``:authority``), the trace's headers in order, then what Envoy adds before the filters when the
+    trace has none (``request_id`` given): the body's framing as an HTTP/1 client sends it,
+    ``x-forwarded-proto`` (the connection's scheme) and ``x-request-id``
+    (``ConnectionManagerUtility::mutateRequestHeaders``)."""
     other = [(n.lower(), v) for n, v in p.headers or []]
     pseudo = {n: v for n, v in other if n.startswith(":")}
     rest = [(n, v) for n, v in other if not n.startswith(":")]
@@ -34,19 +44,52 @@ def request_headers(p: Packet) -> Pairs:
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}"
                          for k, v in p.query_params.items())
         path += ("&" if "?" in path else "?") + query
-    base = {":method": p.method or "GET", ":path": path, ":authority": host, ":scheme": p.scheme}
+    base = {":authority": host, ":path": path, ":method": p.method or "GET", ":scheme": p.scheme}
     base.update(pseudo)
+    if request_id is not None:
+        names = {n for n, _ in rest}
+        rest += framing(p, names)
+        if "x-forwarded-proto" not in names:
+            rest.append(("x-forwarded-proto", p.scheme))
+        if "x-request-id" not in names:
+            rest.append(("x-request-id", request_id))
     pairs = [(k.encode(), v.encode()) for k, v in base.items()]
     return pairs + [(n.encode(), v.encode()) for n, v in rest]
 
 
-def response_headers(p: Packet) -> Pairs:
-    """Headers as Envoy presents a response: ``:status`` first, names lower-cased."""
+def response_headers(p: Packet, service_time_ms: int | None = None) -> Pairs:
+    """Headers as Envoy presents an upstream response: ``:status`` first, names lower-cased, then
+    (``service_time_ms`` given) the body's framing as an HTTP/1 server sends it and the router's
+    ``x-envoy-upstream-service-time``."""
     other = [(n.lower(), v) for n, v in p.headers or []]
     status = next((v for n, v in other if n == ":status"), str(p.status))
-    return [(b":status", status.encode())] + [
-        (n.encode(), v.encode()) for n, v in other if n != ":status"
-    ]
+    rest = [(n, v) for n, v in other if n != ":status"]
+    if service_time_ms is not None:
+        names = {n for n, _ in rest}
+        if p.status not in NO_BODY_STATUSES:
+            rest += framing(p, names, response=True)
+        rest.append(("x-envoy-upstream-service-time", str(service_time_ms)))
+    return [(b":status", status.encode())] + [(n.encode(), v.encode()) for n, v in rest]
+
+
+def framing(p: Packet, names: set[str], *, response: bool = False) -> list[tuple[str, str]]:
+    """The HTTP/1 framing header a peer sends when the trace names none, as the filter sees it:
+    ``content-length`` for a body in one packet (a response's even when empty); for a body in
+    several packets or with trailers, a response's ``transfer-encoding: chunked`` (a request's is
+    removed by the codec)."""
+    if "content-length" in names or "transfer-encoding" in names:
+        return []
+    if not p.end_stream or p.trailers:
+        # Envoy's HTTP/1 codec keeps a response's transfer-encoding but takes a request's away.
+        return [("transfer-encoding", "chunked")] if response else []
+    if p.body or response:
+        return [("content-length", str(len(p.body or b"")))]
+    return []
+
+
+def request_id(seed: int, stream: int) -> str:
+    """A version-4 UUID for ``x-request-id``, the same for the same seed and stream number."""
+    return str(uuid.UUID(int=random.Random(f"{seed}:{stream}").getrandbits(128), version=4))
 
 
 def local_reply_headers(lr: LocalReply) -> Pairs:

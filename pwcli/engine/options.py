@@ -41,6 +41,9 @@ class ReplayOptions:
     runtime_options: dict[str, Any] = field(default_factory=dict)
     pace: Callable[[int, int], None] | None = None  # (packet index, virtual ns) -> waits
     loop: int = 1  # replay the packets this many times; each loop's connections are new ones
+    # Present the headers Envoy adds before the plugin (framing, x-forwarded-proto, x-request-id,
+    # x-envoy-upstream-service-time); False: the trace's headers untouched.
+    envoy_headers: bool = True
 
     def runtime_kwargs(self) -> dict[str, Any]:
         kw = dict(self.runtime_options)

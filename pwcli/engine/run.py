@@ -157,6 +157,7 @@ def build_run(e: Engine, packets: int, wall: float) -> Run:
             "fail_fast": o.fail_fast,
             "budget": o.limits.fuel,
             "max_memory": o.limits.max_memory,
+            "envoy_headers": o.envoy_headers,
         },
         runtime=o.runtime,
         runtime_version=vm.runtime.version(),

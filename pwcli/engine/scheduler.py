@@ -102,7 +102,6 @@ class Scheduler:
         finally:
             host.oob_maps = {}
             host.oob_buffers = {}
-            host.status = None
         self.e.apply_effects()
 
     def _tick_reset(self) -> bool:

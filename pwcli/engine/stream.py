@@ -2,9 +2,8 @@
 ``proxy_on_delete``), a reset by the plugin, a failure of its VM, and how the end of the trace
 leaves it.
 
-The end follows proxy-wasm-cpp-host's ``ContextBase::onDone``/``onLog``/``onDelete`` as Envoy calls
-them (``source/extensions/common/wasm/context.cc``: ``Context::onDestroy``/``log``): a ``false``
-from ``proxy_on_done`` defers the rest until the plugin calls ``proxy_done``.
+The end follows proxy-wasm-cpp-host's ``ContextBase::onLog``/``onDone``/``onDelete`` as Envoy calls
+them (``source/extensions/common/wasm/context.cc``: ``Context::log``, then ``Context::onDestroy``).
 """
 
 from __future__ import annotations
@@ -69,36 +68,24 @@ class Stream:
 
     # -- the end ----------------------------------------------------------------------------
     def complete(self) -> None:
+        """The stream is over: ``proxy_on_log``, ``proxy_on_done``, ``proxy_on_delete``, in Envoy's
+        order (the access log runs before the filter is destroyed: ``Context::log``, then
+        ``Context::onDestroy``). ``proxy_on_done``'s result does not delay the delete of a stream
+        context: cpp-host's ``WasmBase::done`` only ever waits for root contexts."""
         s = self.ctx
         if s.finished:
             return
         s.finished = True
-        if self.down:
-            self.record_final()
-            self.e.forget(self)
-            return
-        try:
-            r = self.e.vm.call(s, "proxy_on_done", s.id)
-        except VmFailed:
-            self.record_final()
-            self.e.forget(self)
-            return
-        if r == 0:
-            s.done_pending = True
-            self.e.vm.host.record("note", "done_deferred",
-                                  {"reason": "proxy_on_done returned false"}, ctx=s)
-            self.e.apply_effects()
-            return
-        self.log_and_delete()
-
-    def log_and_delete(self) -> None:
-        s = self.ctx
         self.record_final()
+        if self.down:
+            self.e.forget(self)
+            return
         vm = self.e.vm
         try:
             s.in_log = True
             vm.call(s, "proxy_on_log", s.id)
             s.in_log = False
+            vm.call(s, "proxy_on_done", s.id)
             vm.call(s, "proxy_on_delete", s.id)
         except VmFailed:
             pass
@@ -147,14 +134,6 @@ class Stream:
     def finish_at_end(self) -> None:
         """The trace ended: run the stream's end as Envoy would when the connection goes away."""
         s, r = self.ctx, self.result
-        if s.done_pending:
-            r.flags.append("done_not_called")
-            s.done_pending = False
-            if not self.down:
-                self.log_and_delete()
-            else:
-                self.record_final()
-            return
         if self.stalled():
             r.flags.append("stalled")
         elif flag := self.unfinished_flag():

@@ -36,6 +36,7 @@ class Context:
         self.id = context_id
         self.parent = parent
         self.properties: dict[tuple[str, ...], bytes] = {}
+        self.status: tuple[int, bytes] = (0, b"")  # proxy_get_status: the last callout status
 
 
 class RootContext(Context):
@@ -57,7 +58,6 @@ class StreamContext(Context):
         self.resp = Message()
         self.in_log = False
         self.local_reply: LocalReply | None = None  # requested in the running callback
-        self.done_pending = False
         self.finished = False
         self.tcp_down = bytearray()
         self.tcp_up = bytearray()

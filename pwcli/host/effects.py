@@ -39,13 +39,6 @@ class QueueReady:
 
 
 @dataclass(frozen=True, slots=True)
-class DoneSignalled:
-    """proxy_done after proxy_on_done returned false: the stream's log and delete may run."""
-
-    stream: StreamContext
-
-
-@dataclass(frozen=True, slots=True)
 class StreamResumed:
     """proxy_continue_stream / proxy_continue_request / proxy_continue_response."""
 
@@ -69,5 +62,5 @@ class LocalReplySent:
     reply: LocalReply
 
 
-Effect = (TickPeriodSet | CalloutStarted | QueueReady | DoneSignalled | StreamResumed
+Effect = (TickPeriodSet | CalloutStarted | QueueReady | StreamResumed
           | StreamClosed | LocalReplySent)

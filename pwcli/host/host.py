@@ -20,7 +20,6 @@ from .codec import Pairs, split_path
 from .contexts import Context, Message, RootContext, StreamContext
 from .effects import (
     CalloutStarted,
-    DoneSignalled,
     Effect,
     LocalReplySent,
     QueueReady,
@@ -54,6 +53,9 @@ _LL_CRITICAL = int(LogLevel.CRITICAL)
 _BT_HTTP_REQUEST_BODY = int(BufferType.HTTP_REQUEST_BODY)
 _BT_HTTP_RESPONSE_BODY = int(BufferType.HTTP_RESPONSE_BODY)
 _BT_MAX = int(max(BufferType))
+# A stream's own buffers: Envoy reads them as empty where they are not available.
+STREAM_BUFFERS = {int(BufferType.HTTP_REQUEST_BODY), int(BufferType.HTTP_RESPONSE_BODY),
+                  int(BufferType.DOWNSTREAM_DATA), int(BufferType.UPSTREAM_DATA)}
 EPOCH_2024_NS = 1_704_067_200 * 1_000_000_000
 
 
@@ -182,7 +184,6 @@ class Host:
         self.restricted: str | None = None  # "allocator" | "startup" while those run
         self.oob_maps: dict[int, HeaderMap] = {}
         self.oob_buffers: dict[int, bytes] = {}
-        self.status: tuple[int, bytes] | None = None  # proxy_get_status answer
         self.metrics: dict[int, Metric] = {}
         self.metric_names: dict[tuple[int, str], int] = {}
         self.callouts: dict[int, Callout] = {}
@@ -269,18 +270,16 @@ class Host:
         return self._rec("proxy_set_effective_context", {"context_id": context_id}, OK)
 
     def proxy_done(self) -> int:
-        c = self.ctx()
-        if not isinstance(c, StreamContext) or not c.done_pending:
-            return self._rec("proxy_done", {}, NOT_FOUND)
-        c.done_pending = False
-        self.effects.append(DoneSignalled(c))
-        return self._rec("proxy_done", {}, OK)
+        # cpp-host's WasmBase::done answers only a root context whose proxy_on_done returned false
+        # while its VM shuts down; pwcli never shuts a VM down mid-run, and a stream context's
+        # delete never waits (Envoy's Context::onDestroy): always NOT_FOUND.
+        return self._rec("proxy_done", {}, NOT_FOUND)
 
     def proxy_get_status(self) -> tuple[int, int, bytes]:
-        if self.status is None:
-            self._rec("proxy_get_status", {}, NOT_FOUND)
-            return NOT_FOUND, 0, b""
-        code, msg = self.status
+        # Envoy's Context::getStatus: the context's last status (set by a callout's failure or a
+        # gRPC close), OK with 0 and "" before any.
+        c = self.ctx()
+        code, msg = c.status if c is not None else (0, b"")
         self._rec("proxy_get_status", {}, OK, {"code": code, "message": _text(msg)})
         return OK, code, msg
 
@@ -321,13 +320,12 @@ class Host:
             self._rec("proxy_get_buffer_bytes", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, b""
         _, data, _ = self._buffer(btype)
-        if data is None:
+        if data is None and btype not in STREAM_BUFFERS:
             self._rec("proxy_get_buffer_bytes", args, NOT_FOUND)
             return NOT_FOUND, b""
-        if start > len(data):
-            self._rec("proxy_get_buffer_bytes", args, BAD_ARGUMENT)
-            return BAD_ARGUMENT, b""
-        out = bytes(data[start : start + max_size])  # cpp-host clamps to what is there
+        # Envoy: a stream's body or data not available here reads as empty, and so does a start
+        # past the end (Context::getBuffer, then a clamped copy); both answer OK.
+        out = bytes(data[start : start + max_size]) if data is not None else b""
         self._rec("proxy_get_buffer_bytes", args, OK, _preview(out))
         return OK, out
 
@@ -337,6 +335,8 @@ class Host:
             self._rec("proxy_get_buffer_status", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, 0, 0
         msg, data, _ = self._buffer(btype)
+        if data is None and btype in STREAM_BUFFERS:
+            data = b""  # Envoy: an empty buffer, as proxy_get_buffer_bytes reads it
         if data is None:
             self._rec("proxy_get_buffer_status", args, NOT_FOUND)
             return NOT_FOUND, 0, 0
@@ -353,8 +353,8 @@ class Host:
         if btype > _BT_MAX:
             return self._rec("proxy_set_buffer_bytes", args, BAD_ARGUMENT)
         msg, buf, where = self._buffer(btype)
-        if buf is None:
-            return self._rec("proxy_set_buffer_bytes", args, NOT_FOUND)
+        if buf is None:  # Envoy: nothing to write to here
+            return self._rec("proxy_set_buffer_bytes", args, BAD_ARGUMENT)
         if not isinstance(buf, bytearray):  # configuration, http-call body, ...: read-only
             return self._rec("proxy_set_buffer_bytes", args, BAD_ARGUMENT)
         before = bytes(buf)
@@ -423,10 +423,13 @@ class Host:
 
     def proxy_get_header_map_pairs(self, mtype: int) -> tuple[int, Pairs]:
         args = {"map": _map_name(mtype)}
-        m = self._map(mtype, False) if mtype <= _MT_HTTP_CALL_RESPONSE_TRAILERS else None
-        if m is None:
+        if mtype > _MT_HTTP_CALL_RESPONSE_TRAILERS:
             self._rec("proxy_get_header_map_pairs", args, BAD_ARGUMENT)
             return BAD_ARGUMENT, []
+        m = self._map(mtype, False)
+        if m is None:  # Envoy's getHeaderMapPairs: a map not available here has no pairs
+            self._rec("proxy_get_header_map_pairs", args, OK, "0 pairs")
+            return OK, []
         self._rec("proxy_get_header_map_pairs", args, OK, f"{len(m)} pairs")
         return OK, m.pairs
 
@@ -511,6 +514,8 @@ class Host:
         if stype > StreamType.UPSTREAM:
             return self._rec(name, args, BAD_ARGUMENT)
         c = self.ctx()
+        if isinstance(c, RootContext):  # Envoy: OK, and no stream to act on
+            return self._rec(name, args, OK)
         if not isinstance(c, StreamContext):
             return self._rec(name, args, NOT_FOUND)
         self.effects.append(StreamResumed(c, stype) if what == "resume" else StreamClosed(c, stype))
@@ -537,6 +542,8 @@ class Host:
             "grpc_status": grpc,
         }
         c = self.ctx()
+        if isinstance(c, RootContext):  # Envoy: OK, and nothing to answer
+            return self._rec("proxy_send_local_response", args, OK)
         if not isinstance(c, StreamContext) or c.finished:
             return self._rec("proxy_send_local_response", args, NOT_FOUND)
         # Envoy defers the reply until the callback returns (ABI.md 3.3).
@@ -568,6 +575,8 @@ class Host:
             return self.root.properties[segs]
         if segs in self.opts.properties:
             return self.opts.properties[segs]
+        if any("." in seg for seg in segs):
+            return None  # Envoy splits a path on NUL only: "source.address" is one unknown name
         name = ".".join(segs)
         if name == "plugin_root_id":
             return self.opts.root_id.encode()
@@ -587,6 +596,8 @@ class Host:
         args = {"path": ".".join(segs), "value": _preview(value)}
         if c is None:
             return self._rec("proxy_set_property", args, BAD_ARGUMENT)
+        if c.is_root:  # Envoy's setProperty needs a stream's filter state
+            return self._rec("proxy_set_property", args, NOT_FOUND)
         c.properties[segs] = value
         return self._rec("proxy_set_property", args, OK)
 

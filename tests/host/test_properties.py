@@ -13,7 +13,7 @@ from .guest import FILL, OUT, PP, Guest, http, i64, pairs
 
 OK, NOT_FOUND, BAD_ARGUMENT, INVALID = 0, 1, 2, 6
 UNTOUCHED = FILL * 2
-REQ = [(":method", "GET"), (":path", "/p?q=1"), (":authority", "10.0.0.1"), (":scheme", "https"),
+REQ = [(":authority", "10.0.0.1"), (":path", "/p?q=1"), (":method", "GET"), (":scheme", "https"),
        ("h1", "v1"), ("user-agent", "ua/1"), ("referer", "http://r/"), ("x-request-id", "rid-1")]
 RESP = [(":status", "200"), ("rh1", "rv1")]
 REQ_SIZE = sum(len(n) + len(v) for n, v in REQ)

@@ -42,9 +42,10 @@ def test_connection_callbacks_and_buffers(tmp_path: Path, runtime: str) -> None:
     r = g.run(tmp_path, packets, runtime=runtime)
     assert r.tape == [
         2,
-        2, 5, 0, OK, b"hello", NOT_FOUND, UNTOUCHED, NOT_FOUND, UNTOUCHED, OK,
-        2, 5, 0, OK, b"world", NOT_FOUND, UNTOUCHED, OK, BAD_ARGUMENT, UNTOUCHED,
-        2, 0, 1, OK, b"", NOT_FOUND, UNTOUCHED, NOT_FOUND, UNTOUCHED, OK,  # the FIN: end of stream
+        # the other side's data and the HTTP body read as empty here (as Envoy answers)
+        2, 5, 0, OK, b"hello", OK, b"", OK, b"", OK,
+        2, 5, 0, OK, b"world", OK, b"", OK, OK, b"",  # no header map: no pairs
+        2, 0, 1, OK, b"", OK, b"", OK, b"", OK,  # the FIN: end of stream
         2, 2,  # closed by the peer (REMOTE)
         100,
     ]

@@ -1,0 +1,188 @@
+"""The comparison: what pwcli's replay showed and what Envoy did with the same traffic, stream by
+stream, as a list of differences.
+
+Compared: the request as it reached the upstream (request line, headers in order, body), the
+response as it reached the client (status, headers in order, body, trailers), whether a stream was
+answered locally, the plugin's log lines (of the VM's start-up and of each stream), the plugin's
+metrics (Envoy's admin stats), the http calls each mock cluster received. Values only Envoy's real
+clock or randomness decides are masked, never compared: see ``MASKS``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.run import Run
+from ..events import StreamResult
+from ..textutil import text
+from .driver import EnvoyStream
+
+# Added by Envoy after the plugin ran, so outside what the plugin decides: not compared.
+# transfer-encoding is framing the codecs choose on each hop (the filter sees a response's only).
+AFTER_PLUGIN_REQUEST = {"x-envoy-expected-rq-timeout-ms", "transfer-encoding"}  # upstream side
+AFTER_PLUGIN_RESPONSE = {"date", "server", "transfer-encoding"}  # the connection manager
+# Real-time or random values: shown as <masked> on both sides.
+MASKED_HEADERS = {"x-request-id", "x-envoy-upstream-service-time"}
+MASKS = [
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
+    (re.compile(r"\b\d{13,}\b"), "<clock>"),  # epoch milliseconds or nanoseconds
+    (re.compile(r"\b1[5-9]\d{8}\b"), "<clock>"),  # epoch seconds (2017-2033)
+    (re.compile(r"(x-envoy-upstream-service-time\W+)\d+"), r"\1<ms>"),
+]
+NOT_COMPARED = [
+    "the plugin's clock: Envoy's is real, pwcli's virtual (epoch times in log lines are masked)",
+    "x-request-id values (random in Envoy) and x-envoy-upstream-service-time values (real time)",
+    "headers Envoy adds after the plugin: x-envoy-expected-rq-timeout-ms upstream, date and "
+    "server downstream; transfer-encoding on the wire (each hop's codec frames the body: what "
+    "the plugin saw of it is in its log lines)",
+    "how many VMs start: Envoy starts the plugin once per thread (their start-up logs are "
+    "compared as one)",
+    "values drawn from WASI random_get (seeded in pwcli, random in Envoy)",
+    "gRPC calls and TCP traces (HTTP streams and http calls only)",
+]
+
+
+@dataclass
+class Difference:
+    stream: int | None  # None: the VM or the whole run
+    where: str
+    what: str
+    pwcli: Any
+    envoy: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stream": self.stream, "where": self.where, "what": self.what,
+                "pwcli": self.pwcli, "envoy": self.envoy}
+
+
+@dataclass
+class Comparison:
+    version: str
+    refused: str | None = None
+    differences: list[Difference] = field(default_factory=list)
+    not_compared: list[str] = field(default_factory=lambda: list(NOT_COMPARED))
+    streams: int = 0
+
+    @property
+    def verdict(self) -> str:
+        if self.refused is not None:
+            return "refused"
+        return "differ" if self.differences else "agree"
+
+    def agrees_with(self, run: Run) -> bool:
+        if self.refused is not None:  # both refused the plugin: they agree
+            return run.refused_configuration is not None or run.vm_failure is not None
+        return not self.differences
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "verdict": self.verdict, "refused": self.refused,
+                "streams": self.streams, "not_compared": self.not_compared,
+                "differences": [d.to_json() for d in self.differences]}
+
+
+def mask(line: str) -> str:
+    for pattern, repl in MASKS:
+        line = pattern.sub(repl, line)
+    return line
+
+
+def _masked_headers(headers: list[tuple[str, str]], drop: set[str]) -> list[tuple[str, str]]:
+    return [(n, "<masked>" if n in MASKED_HEADERS else v) for n, v in headers if n not in drop]
+
+
+def _headers_differences(stream: int, where: str, ours: list[tuple[str, str]],
+                         theirs: list[tuple[str, str]]) -> list[Difference]:
+    if ours == theirs:
+        return []
+    out = []
+    names = list(dict.fromkeys([n for n, _ in ours] + [n for n, _ in theirs]))
+    for name in names:
+        a = [v for n, v in ours if n == name]
+        b = [v for n, v in theirs if n == name]
+        if a != b:
+            out.append(Difference(stream, where, f"header {name}", a or None, b or None))
+    if not out:  # same headers, another order
+        out.append(Difference(stream, where, "header order", [n for n, _ in ours],
+                              [n for n, _ in theirs]))
+    return out
+
+
+def _pairs(pairs: list[tuple[bytes, bytes]] | None) -> list[tuple[str, str]]:
+    return [(text(n), text(v)) for n, v in pairs or []]
+
+
+def _upstream_view(s: StreamResult) -> tuple[str, str, list[tuple[str, str]]]:
+    """pwcli's final request as an HTTP/1 upstream receives it: request line, host, headers."""
+    headers = _pairs(s.request.headers)
+    pseudo = dict((n, v) for n, v in headers if n.startswith(":"))
+    rest = [("host", pseudo.get(":authority", ""))] + [(n, v) for n, v in headers
+                                                       if not n.startswith(":")]
+    return pseudo.get(":method", ""), pseudo.get(":path", ""), rest
+
+
+def compare_stream(s: StreamResult, logs: list[tuple[str, str]],
+                   e: EnvoyStream) -> list[Difference]:
+    out: list[Difference] = []
+    i = s.index
+    if e.error is not None:
+        out.append(Difference(i, "response at client", "completion", "complete", e.error))
+    ours_local = s.local_reply is not None
+    theirs_local = e.upstream is None and e.status is not None
+    if ours_local != theirs_local:
+        out.append(Difference(i, "local reply", "answered locally", ours_local, theirs_local))
+    if not ours_local and e.upstream is not None:
+        method, target, headers = _upstream_view(s)
+        if (method, target) != (e.upstream.method, e.upstream.target):
+            out.append(Difference(i, "request at upstream", "request line",
+                                  f"{method} {target}", f"{e.upstream.method} {e.upstream.target}"))
+        out += _headers_differences(i, "request at upstream",
+                                    _masked_headers(headers, AFTER_PLUGIN_REQUEST),
+                                    _masked_headers(e.upstream.headers, AFTER_PLUGIN_REQUEST))
+        if s.request.body != e.upstream.body:
+            out.append(Difference(i, "request at upstream", "body", text(s.request.body),
+                                  text(e.upstream.body)))
+    if e.status is not None:
+        response = _pairs(s.response.headers)
+        status = next((v for n, v in response if n == ":status"), None)
+        if status != str(e.status):
+            out.append(Difference(i, "response at client", "status", status, str(e.status)))
+        out += _headers_differences(
+            i, "response at client",
+            _masked_headers([(n, v) for n, v in response if not n.startswith(":")],
+                            AFTER_PLUGIN_RESPONSE),
+            _masked_headers(e.headers, AFTER_PLUGIN_RESPONSE))
+        if s.response.body != e.body:
+            out.append(Difference(i, "response at client", "body", text(s.response.body),
+                                  text(e.body)))
+        if _pairs(s.response.trailers) != e.trailers:
+            out.append(Difference(i, "response at client", "trailers",
+                                  _pairs(s.response.trailers), e.trailers))
+    ours_logs = [(lvl, mask(m)) for lvl, m in logs]
+    theirs_logs = [(lvl, mask(m)) for lvl, m in e.logs]
+    if ours_logs != theirs_logs:
+        out.append(Difference(i, "logs", "log lines", [f"[{a}] {b}" for a, b in ours_logs],
+                              [f"[{a}] {b}" for a, b in theirs_logs]))
+    return out
+
+
+def compare_vm_logs(ours: list[tuple[str, str]], theirs: list[tuple[str, str]]) -> list[Difference]:
+    """Start-up logs: Envoy starts one VM per thread, each logging the same: compared as one."""
+    a = list(dict.fromkeys((lvl, mask(m)) for lvl, m in ours))
+    b = list(dict.fromkeys((lvl, mask(m)) for lvl, m in theirs))
+    if sorted(a) == sorted(b):
+        return []
+    return [Difference(None, "logs", "start-up log lines", [f"[{x}] {y}" for x, y in a],
+                       [f"[{x}] {y}" for x, y in b])]
+
+
+def compare_metrics(run: Run, stats: dict[str, Any]) -> list[Difference]:
+    out = []
+    for name, m in run.metrics.items():
+        if m["type"] == "histogram":
+            continue  # Envoy's admin shows histogram quantiles, not samples: not compared
+        theirs = stats.get(name)
+        if theirs != m.get("value"):
+            out.append(Difference(None, "metrics", f"metric {name}", m.get("value"), theirs))
+    return out

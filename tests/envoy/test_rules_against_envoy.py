@@ -1,0 +1,165 @@
+"""Probes: one WAT plugin per group of rules, logging what each host call answered, run through
+real Envoy and through pwcli. Each rule here was a difference once (docs/envoy.md lists them)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import pwcli
+from pwcli.envoy import compare_with_envoy
+
+from ..host.guest import OUT, PP
+from .probes import exchange, log, probe, report, report_bytes, write
+
+
+def agree(tmp_path: Path, name: str, g: Any, packets: list[dict[str, Any]] | dict[str, Any],
+          **options: Any) -> pwcli.Run:
+    """Run the probe in both; fail naming every line that differs. Returns pwcli's Run."""
+    plugin = pwcli.load_plugin(write(g, tmp_path, name))
+    trace = pwcli.parse_trace(packets, source=f"{name}.json")
+    run = pwcli.replay(plugin, trace, pwcli.ReplayOptions(**options))
+    c = compare_with_envoy(plugin, trace, pwcli.ReplayOptions(**options), run=run)
+    lines = []
+    for d in c.differences:
+        if isinstance(d.pwcli, list) and isinstance(d.envoy, list):
+            lines += [f"{d.where} {d.what}:"] + list(
+                difflib.unified_diff(d.pwcli, d.envoy, "pwcli", "envoy", lineterm="", n=0))
+        else:
+            lines.append(f"{d.where} {d.what}: pwcli {d.pwcli!r}, envoy {d.envoy!r}")
+    assert c.verdict == "agree", "\n".join([f"{name}: pwcli and Envoy differ"] + lines)
+    return run
+
+
+def pairs(m: int) -> str:
+    return f"(call $proxy_get_header_map_pairs (i32.const {m}) {PP})"
+
+
+def value(g: Any, m: int, key: str) -> str:
+    return f"(call $proxy_get_header_map_value (i32.const {m}) {g.s(key)} {PP})"
+
+
+def buffer(b: int, start: int, size: int) -> str:
+    return (f"(call $proxy_get_buffer_bytes (i32.const {b}) (i32.const {start}) "
+            f"(i32.const {size}) {PP})")
+
+
+def test_the_end_of_a_stream(tmp_path: Path) -> None:
+    g = probe()
+    g.on("proxy_on_request_headers", log(g, "headers"))
+    g.on("proxy_on_done", log(g, "done") + report(g, "proxy_done in on_done", "(call $proxy_done)"),
+         ret=0)
+    g.on("proxy_on_log", log(g, "log") + report(g, "proxy_done in on_log", "(call $proxy_done)"))
+    g.on("proxy_on_delete", log(g, "delete"))
+    run = agree(tmp_path, "end", g, exchange())
+    assert [m for _, m in run.logs(stream=0)] == [
+        "headers", "log", "proxy_done in on_log 1", "done", "proxy_done in on_done 1", "delete"]
+
+
+def test_header_maps_where_they_are_not_available(tmp_path: Path) -> None:
+    g = probe()
+    g.on("proxy_on_vm_start", report(g, "request pairs in the root", pairs(0)), ret=1)
+    g.on("proxy_on_request_headers",
+         report(g, "response pairs", pairs(2)) + report(g, "response value", value(g, 2, ":status"))
+         + report(g, "request trailers", pairs(1)) + report(g, "http call headers", pairs(6)))
+    g.on("proxy_on_request_body",
+         report(g, "request pairs in body", pairs(0)) + report(g, "trailers in body", pairs(1)))
+    g.on("proxy_on_response_headers", report(g, "request pairs in response", pairs(0))
+         + report_bytes(g, "request value in response", value(g, 0, "x-probe")))
+    g.on("proxy_on_log", report_bytes(g, "request value in log", value(g, 0, "x-probe"))
+         + report_bytes(g, "response value in log", value(g, 2, "x-up")))
+    g.on("proxy_on_done", report(g, "request value in done", value(g, 0, "x-probe")))
+    run = agree(tmp_path, "maps", g, exchange(body="abc"))
+    assert ("info", "response pairs 0") in run.logs(stream=0)
+    assert ("info", "request value in log 0 1") in run.logs(stream=0)
+
+
+def test_buffers_where_they_are_not_available_and_past_their_end(tmp_path: Path) -> None:
+    g = probe()
+    g.on("proxy_on_vm_start", report_bytes(g, "vm config", buffer(6, 0, 10))
+         + report_bytes(g, "vm config past its end", buffer(6, 50, 10))
+         + report(g, "set request body in the root",
+                  f"(call $proxy_set_buffer_bytes (i32.const 0) (i32.const 0) (i32.const 0) "
+                  f"{g.s('x')})")
+         + report(g, "request body status in the root",
+                  f"(call $proxy_get_buffer_status (i32.const 0) (i32.const {OUT + 8}) "
+                  f"(i32.const {OUT + 12}))"), ret=1)
+    g.on("proxy_on_request_headers", report_bytes(g, "request body in headers", buffer(0, 0, 10))
+         + report_bytes(g, "http call body", buffer(4, 0, 10)))
+    g.on("proxy_on_request_body", report_bytes(g, "body", buffer(0, 0, 100))
+         + report_bytes(g, "body 2..", buffer(0, 2, 3))
+         + report_bytes(g, "body 9..", buffer(0, 9, 1))
+         + report_bytes(g, "response body", buffer(1, 0, 10)))
+    run = agree(tmp_path, "buffers", g, exchange(body="abc"), vm_configuration=b"vmcfg")
+    assert ("info", "http call body 1") in run.logs(stream=0)
+    assert ("info", "body 9.. 0 ") in run.logs(stream=0)
+
+
+def test_root_context_calls_status_and_property_paths(tmp_path: Path) -> None:
+    g = probe()
+    no_body = g.s(b"")
+    g.on("proxy_on_vm_start",
+         report(g, "get_status", f"(call $proxy_get_status (i32.const {OUT + 8}) {PP})")
+         + report(g, "status code", f"(i32.load (i32.const {OUT + 8}))")
+         + report(g, "local reply from the root", f"(call $proxy_send_local_response "
+                  f"(i32.const 403) {g.s('x')} {g.s('body')} {no_body} (i32.const -1))")
+         + report(g, "continue from the root", "(call $proxy_continue_stream (i32.const 0))")
+         + report(g, "close from the root", "(call $proxy_close_stream (i32.const 0))")
+         + report(g, "set_property in the root",
+                  f"(call $proxy_set_property {g.s('foo')} {g.s('bar')})")
+         + report_bytes(g, "plugin_root_id",
+                        f"(call $proxy_get_property {g.s('plugin_root_id')} {PP})"),
+         ret=1)
+    nul = bytes([0])
+    g.on("proxy_on_request_headers",
+         report_bytes(g, "source.address in one segment",
+                      f"(call $proxy_get_property {g.s('source.address')} {PP})")
+         + report_bytes(g, "source address",
+                        f"(call $proxy_get_property {g.s(b'source' + nul + b'address')} {PP})")
+         + report_bytes(g, "request path",
+                        f"(call $proxy_get_property {g.s(b'request' + nul + b'path')} {PP})")
+         + report(g, "set_property in a stream",
+                  f"(call $proxy_set_property {g.s('foo')} {g.s('bar')})")
+         + report(g, "unknown foreign function",
+                  f"(call $proxy_call_foreign_function {g.s('nope')} {g.s('')} {PP})"))
+    run = agree(tmp_path, "root", g, exchange())
+    assert ("info", "source.address in one segment 1") in run.logs(stream=0)
+    assert ("info", "source address 0 10.0.0.2:40000") in run.logs(stream=0)
+
+
+def test_a_local_reply_from_an_http_call_answer(tmp_path: Path) -> None:
+    g = probe()
+    call = (f"(call $proxy_http_call {g.s('auth')} "
+            f"{g.s(_pairs(':method', 'GET', ':path', '/check', ':authority', 'auth'))} "
+            f"{g.s('')} {g.s('')} (i32.const 5000) (i32.const {OUT + 16}))")
+    g.on("proxy_on_request_headers", report(g, "http call", call), ret=1)
+    g.on("proxy_on_http_call_response",
+         report(g, "answer headers", "(local.get $p2)")
+         + report(g, "effective", "(call $proxy_set_effective_context (i32.const 2))")
+         + report(g, "deny", f"(call $proxy_send_local_response (i32.const 403) {g.s('denied')} "
+                             f"{g.s('no')} {g.s(b'')} (i32.const -1))"))
+    g.on("proxy_on_response_headers", report(g, "response headers", "(local.get $p1)"))
+    trace = {"packets": exchange(), "upstreams": {"auth": {"status": 200, "body": "fine"}}}
+    run = agree(tmp_path, "deny", g, trace)
+    s = run.stream(0)
+    assert s.local_reply is not None and s.response.header(":status") == "403"
+    assert s.response.body == b"no"
+
+
+def test_a_plugin_both_refuse(tmp_path: Path) -> None:
+    g = probe()
+    g.on("proxy_on_configure", log(g, "no"), ret=0)
+    plugin = pwcli.load_plugin(write(g, tmp_path, "refuse"))
+    trace = pwcli.parse_trace(exchange(), source="refuse.json")
+    run = pwcli.replay(plugin, trace)
+    c = compare_with_envoy(plugin, trace, run=run)
+    assert c.verdict == "refused" and c.refused
+    assert run.refused_configuration is not None and c.agrees_with(run)
+
+
+def _pairs(*items: str) -> bytes:
+    from pwcli.host.codec import encode_pairs
+
+    it = iter(items)
+    return encode_pairs([(k.encode(), v.encode()) for k, v in zip(it, it, strict=True)])
