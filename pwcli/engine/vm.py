@@ -85,7 +85,6 @@ class Vm:
             return False
         finally:
             host.restricted = None
-            self.flush_stdio()
         root_id = e.new_context_id()
         self.root = RootContext(root_id)
         host.root = self.root
@@ -165,20 +164,14 @@ class Vm:
             except GuestTrap as trap:
                 ev.result = "trap"
                 host.current = host.effective = None
-                self.flush_stdio()
                 f = self.trapped(trap, name, ctx.id, ctx)
                 if isinstance(ctx, StreamContext):
                     ctx.result.failure = f
                 raise VmFailed from None
             finally:
                 host.callback = None
-            self.flush_stdio()
             host.current = host.effective = None
             ev.result = callback_result(name, result)
             return result
         finally:
             host.release()
-
-    def flush_stdio(self) -> None:
-        if self.imports is not None:
-            self.imports.wasi.flush()

@@ -16,13 +16,17 @@ from typing import Any
 
 from ..engine.run import Run
 from ..events import StreamResult
-from ..textutil import text
+from ..textutil import preview, text
 from .driver import EnvoyStream
+from .upstream import Received
 
 # Added by Envoy after the plugin ran, so outside what the plugin decides: not compared.
 # transfer-encoding is framing the codecs choose on each hop (the filter sees a response's only).
 AFTER_PLUGIN_REQUEST = {"x-envoy-expected-rq-timeout-ms", "transfer-encoding"}  # upstream side
 AFTER_PLUGIN_RESPONSE = {"date", "server", "transfer-encoding"}  # the connection manager
+# Added to an http call by Envoy's async client and router, after the plugin made it.
+AFTER_PLUGIN_CALLOUT = {"x-envoy-internal", "x-envoy-expected-rq-timeout-ms", "content-length",
+                        "transfer-encoding"}
 # Real-time or random values: shown as <masked> on both sides.
 MASKED_HEADERS = {"x-request-id", "x-envoy-upstream-service-time"}
 MASKS = [
@@ -41,6 +45,8 @@ NOT_COMPARED = [
     "compared as one)",
     "values drawn from WASI random_get (seeded in pwcli, random in Envoy)",
     "gRPC calls and TCP traces (HTTP streams and http calls only)",
+    "headers Envoy's async client adds to an http call: x-envoy-internal, "
+    "x-envoy-expected-rq-timeout-ms, the framing",
 ]
 
 
@@ -185,4 +191,29 @@ def compare_metrics(run: Run, stats: dict[str, Any]) -> list[Difference]:
         theirs = stats.get(name)
         if theirs != m.get("value"):
             out.append(Difference(None, "metrics", f"metric {name}", m.get("value"), theirs))
+    return out
+
+
+def compare_callouts(run: Run, received: dict[str, list[Received]]) -> list[Difference]:
+    """The http calls each cluster received, against the calls the plugin made in pwcli."""
+    out: list[Difference] = []
+    for name, requests in sorted(received.items()):
+        calls = [e for e in run.hostcalls("proxy_http_call") if e.args.get("upstream") == name
+                 and isinstance(e.result, dict) and e.result.get("status") == "OK"]
+        where, what = "callouts", f"http calls to {name}"
+        if len(calls) != len(requests):
+            out.append(Difference(None, where, what, len(calls), len(requests)))
+            continue
+        for n, (call, got) in enumerate(zip(calls, requests, strict=True)):
+            headers = [(k.lower(), v) for k, v in call.args["headers"]]
+            pseudo = dict((k, v) for k, v in headers if k.startswith(":"))
+            ours = [f"{pseudo.get(':method')} {pseudo.get(':path')}",
+                    f"host: {pseudo.get(':authority')}"]
+            ours += [f"{k}: {v}" for k, v in headers if not k.startswith(":")]
+            ours.append(f"body: {call.args['body']}")
+            theirs = [f"{got.method} {got.target}"] + [
+                f"{k}: {v}" for k, v in got.headers if k not in AFTER_PLUGIN_CALLOUT]
+            theirs.append(f"body: {preview(got.body)}")
+            if ours != theirs:
+                out.append(Difference(call.stream, where, f"http call {n} to {name}", ours, theirs))
     return out

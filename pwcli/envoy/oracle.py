@@ -12,7 +12,13 @@ from ..plugin import Plugin
 from ..textutil import text
 from ..trace import Trace
 from . import config
-from .compare import Comparison, compare_metrics, compare_stream, compare_vm_logs
+from .compare import (
+    Comparison,
+    compare_callouts,
+    compare_metrics,
+    compare_stream,
+    compare_vm_logs,
+)
 from .driver import Driver, wasm_logs
 from .process import EnvoyProcess, EnvoyRefused, envoy_binary, envoy_version
 from .upstream import MockUpstream, ScriptedUpstream, cluster_answers
@@ -56,6 +62,7 @@ def compare_with_envoy(plugin: Plugin, trace: Trace, options: ReplayOptions | No
         finally:
             driver.close()
         stats = _plugin_stats(envoy.admin("/stats?format=json"))
+        received = {name: list(m.received) for name, m in clusters.items()}
     finally:
         envoy.stop()
         envoy.cleanup()
@@ -70,6 +77,7 @@ def compare_with_envoy(plugin: Plugin, trace: Trace, options: ReplayOptions | No
         if s is not None:
             comparison.differences += compare_stream(s, windows.get(s.index, []), e)
     comparison.differences += compare_metrics(run, stats)
+    comparison.differences += compare_callouts(run, received)
     return comparison
 
 

@@ -8,6 +8,7 @@ an event. Where Envoy (through proxy-wasm-cpp-host) answers in a particular way,
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ _LL_CRITICAL = int(LogLevel.CRITICAL)
 _BT_HTTP_REQUEST_BODY = int(BufferType.HTTP_REQUEST_BODY)
 _BT_HTTP_RESPONSE_BODY = int(BufferType.HTTP_RESPONSE_BODY)
 _BT_MAX = int(max(BufferType))
+CEL_AND_SIGNATURES = {"expr_create", "expr_evaluate", "expr_delete", "verify_signature", "sign"}
 # A stream's own buffers: Envoy reads them as empty where they are not available.
 STREAM_BUFFERS = {int(BufferType.HTTP_REQUEST_BODY), int(BufferType.HTTP_RESPONSE_BODY),
                   int(BufferType.DOWNSTREAM_DATA), int(BufferType.UPSTREAM_DATA)}
@@ -189,7 +191,6 @@ class Host:
         self.callouts: dict[int, Callout] = {}
         self.effects: list[Effect] = []  # what the running callback asked for: the engine applies it
         self.next_token = 1
-        self.fd_lines: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
 
     # -- recording --------------------------------------------------------------------------
     def ctx(self) -> Context | None:
@@ -602,11 +603,28 @@ class Host:
         return self._rec("proxy_set_property", args, OK)
 
     def proxy_call_foreign_function(self, name: bytes, args_: bytes) -> tuple[int, bytes]:
-        # pwcli defines no foreign functions: NOT_FOUND, as the spec leaves it to the host.
-        self._rec(
-            "proxy_call_foreign_function", {"name": _text(name), "args": _preview(args_)}, NOT_FOUND
-        )
-        return NOT_FOUND, b""
+        """The foreign functions Envoy registers (source/extensions/common/wasm/foreign.cc)."""
+        fname = _text(name)
+        status, out = OK, b""
+        if fname == "compress":
+            out = zlib.compress(args_)
+        elif fname == "uncompress":
+            try:
+                out = zlib.decompress(args_)
+            except zlib.error:
+                status = Status.SERIALIZATION_FAILURE
+        elif fname in ("clear_route_cache", "declare_property"):
+            pass  # nothing pwcli's replay would show: properties need no declaration here
+        elif fname in CEL_AND_SIGNATURES:
+            # Envoy parses their protobuf arguments: empty or unparsable ones are BAD_ARGUMENT;
+            # pwcli evaluates no CEL and checks no signature, which it says.
+            status = BAD_ARGUMENT if not args_ else Status.UNIMPLEMENTED
+        else:
+            status = NOT_FOUND
+        result: Any = _preview(out) if status == OK and out else None
+        self._rec("proxy_call_foreign_function", {"name": fname, "args": _preview(args_)}, status,
+                  result)
+        return status, out
 
     # -- shared data and queues -----------------------------------------------------------
     def proxy_get_shared_data(self, key: bytes) -> tuple[int, bytes, int]:

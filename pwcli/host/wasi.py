@@ -103,7 +103,6 @@ class Wasi:
         return self._rec("poll_oneoff", {"subscriptions": nsubs}, SUCCESS)
 
     def proc_exit(self, code: int) -> None:
-        self.flush()
         self.host.record("hostcall", "proc_exit", {"code": code}, None)
         raise GuestExit(code)
 
@@ -133,24 +132,12 @@ class Wasi:
         return self.fd_write(fd, iovs, count, nwritten, "fd_pwrite")
 
     def _emit(self, fd: int, data: bytes) -> None:
-        # Buffered per line: TinyGo writes a panic one byte per call (ABI.md 10.14).
-        buf = self.host.fd_lines[fd]
-        buf.extend(data)
-        while b"\n" in buf:
-            line, _, rest = bytes(buf).partition(b"\n")
-            buf[:] = rest
-            self._line(fd, line)
-
-    def _line(self, fd: int, line: bytes) -> None:
-        level = LogLevel.INFO if fd == 1 else LogLevel.ERROR
-        self.host.log(level, line.decode("utf-8", "backslashreplace"))
-
-    def flush(self) -> None:
-        for fd, buf in self.host.fd_lines.items():
-            if buf:
-                line = bytes(buf)
-                buf.clear()
-                self._line(fd, line)
+        # One log entry per write, as Envoy's fd_write (proxy-wasm-cpp-host's wasi fd_write calls
+        # Context::log with what was written; stdout at info, stderr at error); pwcli drops one
+        # trailing newline so the report stays one line per entry.
+        if data:
+            level = LogLevel.INFO if fd == 1 else LogLevel.ERROR
+            self.host.log(level, data.removesuffix(b"\n").decode("utf-8", "backslashreplace"))
 
     # -- files: nothing to open (the stubs cpp-host answers with) ---------------------------
     def fd_read(self, fd: int, iovs: int, count: int, nread: int) -> int:

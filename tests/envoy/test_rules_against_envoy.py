@@ -163,3 +163,32 @@ def _pairs(*items: str) -> bytes:
 
     it = iter(items)
     return encode_pairs([(k.encode(), v.encode()) for k, v in zip(it, it, strict=True)])
+
+
+def test_foreign_functions_and_stdout(tmp_path: Path) -> None:
+    """The foreign functions Envoy registers, with empty and real arguments; each fd_write is one
+    log entry (stdout at info, stderr at error)."""
+    g = probe()
+    names = ["compress", "uncompress", "declare_property", "clear_route_cache", "expr_create",
+             "expr_evaluate", "expr_delete", "verify_signature", "sign", "set_envoy_filter_state",
+             "nope"]
+    body = "".join(report(g, f"foreign {n}",
+                          f"(call $proxy_call_foreign_function {g.s(n)} {g.s('')} {PP})")
+                   for n in names)
+    compress = f"(call $proxy_call_foreign_function {g.s('compress')} {g.s('hello hello')} {PP})"
+    body += report(g, "compress hello", compress)
+    body += report(g, "compressed size", f"(i32.load (i32.const {OUT + 4}))")
+    iov = OUT + 0x40
+
+    def fd_write(fd: int, text: str) -> str:
+        return (f"(i32.store (i32.const {iov}) (i32.const {g.addr(text)}))"
+                f"(i32.store (i32.const {iov + 4}) (i32.const {len(text)}))"
+                f"(drop (call $fd_write (i32.const {fd}) (i32.const {iov}) (i32.const 1)"
+                f" (i32.const {OUT + 0x60})))")
+
+    body += fd_write(1, "ab") + fd_write(1, "cd\n") + fd_write(2, "oops")
+    g.on("proxy_on_request_headers", body)
+    run = agree(tmp_path, "foreign", g, exchange())
+    logs = run.logs(stream=0)
+    assert ("info", "foreign uncompress 3") in logs and ("info", "foreign sign 2") in logs
+    assert logs[-3:] == [("info", "ab"), ("info", "cd"), ("error", "oops")]

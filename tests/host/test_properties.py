@@ -138,11 +138,21 @@ def test_bad_pointers(tmp_path: Path, runtime: str) -> None:
     assert r.tape == [INVALID] * 3
 
 
-def test_foreign_functions_are_not_found(tmp_path: Path, runtime: str) -> None:
+def test_the_foreign_functions_envoy_registers(tmp_path: Path, runtime: str) -> None:
+    import zlib
+
+    def call(g: Guest, name: str, args: bytes) -> str:
+        return (f"(call $z) (call $r2 (call $proxy_call_foreign_function {g.s(name)} {g.s(args)}"
+                f" {PP}))")
+
     g = Guest()
+    packed = zlib.compress(b"data")
     g.on("proxy_on_request_headers",
-         f"(call $z) (call $r2 (call $proxy_call_foreign_function {g.s('compress')} {g.s('data')}"
-         f" {PP}))")
+         call(g, "compress", b"data") + call(g, "uncompress", packed)
+         + call(g, "uncompress", b"not zlib") + call(g, "expr_create", b"")
+         + call(g, "expr_create", b"x") + call(g, "nope", b""))
     r = g.run(tmp_path, runtime=runtime)
-    assert r.tape == [NOT_FOUND, UNTOUCHED]
+    # tests/envoy checks these statuses against Envoy
+    assert r.tape == [OK, packed, OK, b"data", 3, UNTOUCHED, BAD_ARGUMENT, UNTOUCHED,
+                      12, UNTOUCHED, NOT_FOUND, UNTOUCHED]
     assert r.calls("proxy_call_foreign_function")[0].args == {"name": "compress", "args": "data"}
