@@ -112,8 +112,9 @@ def test_rust_tcp(runtime: str) -> None:
     names = [e["name"] for e in s["events"] if e["kind"] == "callback"]
     assert names == [
         "proxy_on_context_create", "proxy_on_new_connection", "proxy_on_downstream_data",
-        "proxy_on_upstream_data", "proxy_on_downstream_data",
-        "proxy_on_downstream_connection_close", "proxy_on_log", "proxy_on_done", "proxy_on_delete",
+        "proxy_on_upstream_data", "proxy_on_downstream_data", "proxy_on_upstream_data",
+        "proxy_on_upstream_connection_close", "proxy_on_downstream_connection_close",
+        "proxy_on_log", "proxy_on_done", "proxy_on_delete",
     ]
 
 

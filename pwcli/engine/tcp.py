@@ -8,11 +8,24 @@ Follows Envoy's network filter callbacks as proxy-wasm-cpp-host calls them
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..host.spec import PeerType, StreamType
 from ..trace import Packet
 from .callbacks import continue_or_stop
 from .stream import Stream
 from .vm import VmFailed
+
+DOWN, UP = True, False
+# What the plugin sees when a side closes, through Envoy's tcp_proxy, when the other side closes in
+# turn as a typical peer does (checked against Envoy in tests/envoy): the other side's end of data
+# and both close events, with the peer Envoy reports (proxy-wasm PeerType); a reset ends at once.
+CLOSES: dict[tuple[bool, str], list[tuple[str, Any]]] = {
+    (DOWN, "fin"): [("data", UP), ("upstream", PeerType.UNKNOWN), ("downstream", PeerType.LOCAL)],
+    (UP, "fin"): [("upstream", PeerType.UNKNOWN), ("data", DOWN), ("downstream", PeerType.REMOTE)],
+    (DOWN, "rst"): [("downstream", PeerType.REMOTE)],
+    (UP, "rst"): [("downstream", PeerType.LOCAL)],
+}
 
 
 class TcpStream(Stream):
@@ -46,17 +59,22 @@ class TcpStream(Stream):
         if s.finished:
             return
         down = p.forward_direction
-        eos = p.close is not None
-        if p.data is not None or eos:
-            if not self._data(down, p, eos):
+        if p.close is None:
+            if p.data is not None:
+                self._data(down, p, False)
+            return
+        if p.close == "rst":
+            if p.data and not self._data(down, p, False):
                 return
-        if eos:
-            self._close_side(down, p)
+        elif not self._data(down, p, True):
+            return
+        self._close(down, p.close)
 
-    def _data(self, down: bool, p: Packet, eos: bool) -> bool:
+    def _data(self, down: bool, p: Packet | None, eos: bool) -> bool:
+        """A data callback for one side (``p`` None: no new data, as at a close)."""
         s = self.ctx
         buf = s.tcp_down if down else s.tcp_up
-        buf.extend(p.data or b"")
+        buf.extend(p.data or b"" if p is not None else b"")
         name = "proxy_on_downstream_data" if down else "proxy_on_upstream_data"
         if down:
             s.tcp_down_live = True
@@ -66,7 +84,7 @@ class TcpStream(Stream):
             r = self.e.vm.call(s, name, s.id, len(buf), int(eos))
         except VmFailed:
             self.fail()
-            if self.e.options.failure_policy == "open" and not s.finished:
+            if self.e.options.failure_policy == "open" and not s.finished and p is not None:
                 self._forward_unfiltered(p, buffered=True)
             return False
         finally:
@@ -80,16 +98,21 @@ class TcpStream(Stream):
         self.e.apply_effects()
         return True
 
-    def _close_side(self, down: bool, p: Packet) -> None:
+    def _close(self, down: bool, how: str) -> None:
+        """The connection ends as it ends through Envoy's tcp_proxy (see CLOSES)."""
+        for step, arg in CLOSES[(down, how)]:
+            if step == "data":
+                if not self._data(arg, None, True):
+                    return
+                continue
+            name = f"proxy_on_{step}_connection_close"
+            try:
+                self.e.vm.call(self.ctx, name, self.ctx.id, int(arg))
+            except VmFailed:
+                self.fail()
+                return
+            self.e.apply_effects()
         s = self.ctx
-        close = f"proxy_on_{'downstream' if down else 'upstream'}_connection_close"
-        peer = PeerType.REMOTE if p.close == "fin" else PeerType.LOCAL
-        try:
-            self.e.vm.call(s, close, s.id, int(peer))
-        except VmFailed:
-            self.fail()
-            return
-        self.e.apply_effects()
         s.req.ended = s.resp.ended = True
         s.finished = False
         self._forward("down")

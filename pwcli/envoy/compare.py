@@ -44,7 +44,7 @@ NOT_COMPARED = [
     "how many VMs start: Envoy starts the plugin once per thread (their start-up logs are "
     "compared as one)",
     "values drawn from WASI random_get (seeded in pwcli, random in Envoy)",
-    "gRPC calls and TCP traces (HTTP streams and http calls only)",
+    "gRPC calls",
     "headers Envoy's async client adds to an http call: x-envoy-internal, "
     "x-envoy-expected-rq-timeout-ms, the framing",
 ]
@@ -132,6 +132,8 @@ def compare_stream(s: StreamResult, logs: list[tuple[str, str]],
                    e: EnvoyStream) -> list[Difference]:
     out: list[Difference] = []
     i = s.index
+    if e.tcp:
+        return _compare_connection(s, logs, e)
     if e.error is not None:
         out.append(Difference(i, "response at client", "completion", "complete", e.error))
     ours_local = s.local_reply is not None
@@ -165,12 +167,32 @@ def compare_stream(s: StreamResult, logs: list[tuple[str, str]],
         if _pairs(s.response.trailers) != e.trailers:
             out.append(Difference(i, "response at client", "trailers",
                                   _pairs(s.response.trailers), e.trailers))
-    ours_logs = [(lvl, mask(m)) for lvl, m in logs]
-    theirs_logs = [(lvl, mask(m)) for lvl, m in e.logs]
-    if ours_logs != theirs_logs:
-        out.append(Difference(i, "logs", "log lines", [f"[{a}] {b}" for a, b in ours_logs],
-                              [f"[{a}] {b}" for a, b in theirs_logs]))
-    return out
+    return out + _log_differences(i, logs, e.logs)
+
+
+def _compare_connection(s: StreamResult, logs: list[tuple[str, str]],
+                        e: EnvoyStream) -> list[Difference]:
+    """A TCP connection: what each side received, and the log lines."""
+    out: list[Difference] = []
+    if e.error is not None:
+        out.append(Difference(s.index, "connection", "completion", "complete", e.error))
+    if s.downstream != e.upstream_received:
+        out.append(Difference(s.index, "data at upstream", "bytes", text(s.downstream),
+                              text(e.upstream_received)))
+    if s.upstream != e.client_received:
+        out.append(Difference(s.index, "data at client", "bytes", text(s.upstream),
+                              text(e.client_received)))
+    return out + _log_differences(s.index, logs, e.logs)
+
+
+def _log_differences(stream: int, ours: list[tuple[str, str]],
+                     theirs: list[tuple[str, str]]) -> list[Difference]:
+    a = [(lvl, mask(m)) for lvl, m in ours]
+    b = [(lvl, mask(m)) for lvl, m in theirs]
+    if a == b:
+        return []
+    return [Difference(stream, "logs", "log lines", [f"[{x}] {y}" for x, y in a],
+                       [f"[{x}] {y}" for x, y in b])]
 
 
 def compare_vm_logs(ours: list[tuple[str, str]], theirs: list[tuple[str, str]]) -> list[Difference]:

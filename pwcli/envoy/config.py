@@ -62,8 +62,36 @@ def _cluster(name: str, port: int) -> dict[str, Any]:
     }
 
 
-def build(plugin: PluginSetup, upstream_port: int, clusters: dict[str, int]) -> dict[str, Any]:
-    """The bootstrap configuration; ``clusters`` maps each trace upstream to its mock's port."""
+def _listener(name: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "stat_prefix": name,  # listener.<name>.*: both listeners bind port 0
+        "address": {"socket_address": {"address": LOOPBACK, "port_value": 0}},
+        "listener_filters": [{
+            "name": "envoy.filters.listener.proxy_protocol",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters."
+                                      "listener.proxy_protocol.v3.ProxyProtocol"}}],
+        "filter_chains": [{"filters": filters}],
+    }
+
+
+def _tcp_filters(wasm_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plugin as a network filter in front of tcp_proxy (the trace's TCP connections)."""
+    return [
+        {"name": "envoy.filters.network.wasm", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            "config": wasm_config}},
+        {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "stat_prefix": "pwcli_tcp", "cluster": "pwcli_tcp_upstream"}},
+    ]
+
+
+def build(plugin: PluginSetup, upstream_port: int, clusters: dict[str, int],
+          tcp_upstream_port: int | None = None) -> dict[str, Any]:
+    """The bootstrap configuration; ``clusters`` maps each trace upstream to its mock's port.
+    With ``tcp_upstream_port``, a second listener (``pwcli_tcp``) runs the plugin as a network
+    filter for the trace's TCP connections."""
     wasm_config = _plugin_config(plugin)
     filters = [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
         "@type": HCM,
@@ -85,16 +113,10 @@ def build(plugin: PluginSetup, upstream_port: int, clusters: dict[str, int]) -> 
     return {
         "admin": {"address": {"socket_address": {"address": LOOPBACK, "port_value": 0}}},
         "static_resources": {
-            "listeners": [{
-                "name": "pwcli",
-                "address": {"socket_address": {"address": LOOPBACK, "port_value": 0}},
-                "listener_filters": [{
-                    "name": "envoy.filters.listener.proxy_protocol",
-                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters."
-                                              "listener.proxy_protocol.v3.ProxyProtocol"}}],
-                "filter_chains": [{"filters": filters}],
-            }],
+            "listeners": [_listener("pwcli", filters)] + (
+                [_listener("pwcli_tcp", _tcp_filters(wasm_config))] if tcp_upstream_port else []),
             "clusters": [_cluster("pwcli_upstream", upstream_port)]
+            + ([_cluster("pwcli_tcp_upstream", tcp_upstream_port)] if tcp_upstream_port else [])
             + [_cluster(name, port) for name, port in sorted(clusters.items())],
         },
     }

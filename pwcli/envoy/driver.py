@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -21,7 +23,7 @@ from ..engine.messages import DEFAULT_PORTS
 from ..expect import openers
 from ..trace import Packet, Trace
 from .process import EnvoyProcess
-from .upstream import Answer, Received, ScriptedUpstream
+from .upstream import Answer, Received, ScriptedUpstream, TcpUpstream
 
 STREAM_SECONDS = 30.0
 
@@ -38,6 +40,9 @@ class EnvoyStream:
     trailers: list[tuple[str, str]] = field(default_factory=list)
     logs: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
     error: str | None = None  # the client saw no complete response: why
+    tcp: bool = False  # a TCP connection: what each side received instead of HTTP messages
+    client_received: bytes = b""
+    upstream_received: bytes = b""
 
 
 def stream_packets(trace: Trace) -> dict[int, list[tuple[int, Packet]]]:
@@ -87,9 +92,11 @@ def answer_of(packets: list[tuple[int, Packet]]) -> Answer | None:
 
 
 class Driver:
-    def __init__(self, envoy: EnvoyProcess, upstream: ScriptedUpstream) -> None:
+    def __init__(self, envoy: EnvoyProcess, upstream: ScriptedUpstream,
+                 tcp_upstream: TcpUpstream | None = None) -> None:
         self.envoy = envoy
         self.upstream = upstream
+        self.tcp_upstream = tcp_upstream
         self.conns: dict[tuple, tuple[socket.socket, h11.Connection]] = {}
 
     def close(self) -> None:
@@ -99,8 +106,66 @@ class Driver:
     def run(self, trace: Trace) -> list[EnvoyStream]:
         out = []
         for opener, packets in stream_packets(trace).items():
-            out.append(self._stream(opener, packets))
+            if packets[0][1].is_tcp:
+                out.append(self._tcp_stream(opener, packets))
+            else:
+                out.append(self._stream(opener, packets))
         return out
+
+    def _tcp_stream(self, opener: int, packets: list[tuple[int, Packet]]) -> EnvoyStream:
+        """A TCP connection: the driver plays both sides, packet by packet, in the trace's order
+        and timing; each side's reader collects what Envoy forwarded to it."""
+        assert self.tcp_upstream is not None
+        result = EnvoyStream(opener, tcp=True)
+        log_start = len(self.envoy.log_lines())
+        first = packets[0][1]
+        time.sleep(first.delta_ms / 1000)
+        client = socket.create_connection(
+            ("127.0.0.1", self.envoy.listener_ports["pwcli_tcp"]), timeout=10)
+        client.sendall(_proxy_line(first))
+        server = self.tcp_upstream.accept(timeout=10)
+        got = {"client": bytearray(), "server": bytearray()}
+        stop = threading.Event()
+        readers = [threading.Thread(target=_read_all, args=(sock, got[side], stop), daemon=True)
+                   for side, sock in (("client", client), ("server", server))]
+        for r in readers:
+            r.start()
+        try:
+            for i, (_, p) in enumerate(packets):
+                if i:
+                    time.sleep(p.delta_ms / 1000)
+                sock = client if p.forward_direction else server
+                if p.data:
+                    sock.sendall(p.data)
+                if p.close == "fin":
+                    sock.shutdown(socket.SHUT_WR)
+                elif p.close == "rst":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()
+        except OSError as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        if packets[-1][1].close is not None:
+            self._wait_until_closed()  # Envoy has run the plugin's close callbacks
+        stop.set()
+        for r in readers:
+            r.join(timeout=STREAM_SECONDS)
+        client.close()
+        server.close()
+        result.client_received = bytes(got["client"])
+        result.upstream_received = bytes(got["server"])
+        result.logs = wasm_logs(self.envoy.log_lines()[log_start:])
+        return result
+
+    def _wait_until_closed(self) -> None:
+        """Until Envoy has destroyed the TCP listener's connections."""
+        path = "/stats?format=json&filter=^listener\\.pwcli_tcp\\.downstream_cx_active$"
+        deadline = time.monotonic() + STREAM_SECONDS
+        while time.monotonic() < deadline:
+            stats = json.loads(self.envoy.admin(path)).get("stats", [])
+            if stats and not any(s.get("value", 0) for s in stats):
+                return
+            time.sleep(0.005)  # polling Envoy's admin endpoint
+
 
     def _connection(self, p: Packet) -> tuple[socket.socket, h11.Connection]:
         key = p.key
@@ -191,6 +256,28 @@ class Driver:
             if not any(active):
                 return
             time.sleep(0.005)  # polling Envoy's admin endpoint
+
+
+def _read_all(sock: socket.socket, into: bytearray, stop: threading.Event) -> None:
+    """What Envoy forwards to one side, until it closes or the driver is done with it. A side that
+    sees the other side's end closes too, as a typical client or server does."""
+    sock.settimeout(0.02)
+    while True:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            if stop.is_set():
+                return
+            continue
+        except OSError:
+            return  # reset, or closed by the driver: what arrived is kept
+        if not data:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # already closed or reset
+            return
+        into.extend(data)
 
 
 def wasm_logs(lines: list[str]) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from .compare import (
 )
 from .driver import Driver, wasm_logs
 from .process import EnvoyProcess, EnvoyRefused, envoy_binary, envoy_version
-from .upstream import MockUpstream, ScriptedUpstream, cluster_answers
+from .upstream import MockUpstream, ScriptedUpstream, TcpUpstream, cluster_answers
 
 METRIC_PREFIX = "wasmcustom."  # Envoy's stat prefix for metrics a plugin defines
 
@@ -47,7 +47,9 @@ def compare_with_envoy(plugin: Plugin, trace: Trace, options: ReplayOptions | No
         plugin_name=options.plugin_name or inputs.root_id,
         configuration=text(inputs.configuration), vm_configuration=text(inputs.vm_configuration),
         environment=inputs.environment)
-    cfg = config.build(setup, upstream.port, {n: m.port for n, m in clusters.items()})
+    tcp_upstream = TcpUpstream() if any(p.is_tcp for p in trace.packets) else None
+    cfg = config.build(setup, upstream.port, {n: m.port for n, m in clusters.items()},
+                       tcp_upstream.port if tcp_upstream is not None else None)
     envoy = EnvoyProcess(cfg, log_level=inputs.log_level)
     try:
         try:
@@ -56,7 +58,7 @@ def compare_with_envoy(plugin: Plugin, trace: Trace, options: ReplayOptions | No
             comparison.refused = refused.reason
             return comparison
         startup = wasm_logs(envoy.log_lines())
-        driver = Driver(envoy, upstream)
+        driver = Driver(envoy, upstream, tcp_upstream)
         try:
             streams = driver.run(trace)
         finally:
@@ -67,6 +69,8 @@ def compare_with_envoy(plugin: Plugin, trace: Trace, options: ReplayOptions | No
         envoy.stop()
         envoy.cleanup()
         upstream.close()
+        if tcp_upstream is not None:
+            tcp_upstream.close()
         for m in clusters.values():
             m.close()
     windows = _log_windows(run)

@@ -69,6 +69,7 @@ class EnvoyProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin_address = ""
         self.listener_port = 0
+        self.listener_ports: dict[str, int] = {}
         self.lines: list[str] = []
 
     def __enter__(self) -> EnvoyProcess:
@@ -103,9 +104,10 @@ class EnvoyProcess:
                 raise EnvoyRefused(self._refusal())
             if admin_file.exists() and admin_file.read_text().strip():
                 self.admin_address = admin_file.read_text().strip()
-                port = self._listener_port()
-                if port:
-                    self.listener_port = port
+                self.listener_ports = self._listener_ports()
+                wanted = {ln["name"] for ln in self.config["static_resources"]["listeners"]}
+                if wanted <= set(self.listener_ports):
+                    self.listener_port = self.listener_ports["pwcli"]
                     return
             if time.monotonic() > deadline:
                 raise EnvoyRefused(f"Envoy was not ready after {READY_SECONDS:.0f} s")
@@ -116,16 +118,17 @@ class EnvoyProcess:
         for raw in self.proc.stderr:
             self.lines.append(raw.decode(errors="replace").rstrip("\n"))
 
-    def _listener_port(self) -> int:
+    def _listener_ports(self) -> dict[str, int]:
         try:
             data = json.loads(self.admin("/listeners?format=json"))
         except OSError:
-            return 0
+            return {}
+        out = {}
         for status in data.get("listener_statuses", []):
             port = status.get("local_address", {}).get("socket_address", {}).get("port_value")
             if port:
-                return int(port)
-        return 0
+                out[status.get("name", "")] = int(port)
+        return out
 
     def _refusal(self) -> str:
         """Why Envoy stopped: its last critical/error lines (e.g. the plugin failed to start)."""

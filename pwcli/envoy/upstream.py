@@ -159,3 +159,22 @@ def cluster_answers(responses: list[Any]) -> Callable[[Received], Answer]:
                       [(n, v) for n, v in r.trailers or []], r.delay_ms / 1000)
 
     return answer
+
+
+class TcpUpstream:
+    """The mock upstream of TCP traces: each connection Envoy's tcp_proxy opens is handed to the
+    driver, which plays the trace's server side on it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def accept(self, timeout: float) -> socket.socket:
+        self.sock.settimeout(timeout)
+        conn, _ = self.sock.accept()
+        return conn
+
+    def close(self) -> None:
+        self.sock.close()

@@ -21,6 +21,7 @@ HTTP_EXAMPLES = [
     ("as_deny.wasm", "as_deny.json"),
     ("as_httpcall.wasm", "as_httpcall.json"),
     ("as_body.wasm", "as_body.json"),
+    ("rust_tcp.wasm", "rust_tcp.json"),  # a TCP filter, through tcp_proxy
 ]
 
 

@@ -4,12 +4,16 @@ real Envoy and through pwcli. Each rule here was a difference once (docs/envoy.m
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import pwcli
 from pwcli.envoy import compare_with_envoy
 
+from ..conftest import EXAMPLES, TRACES
 from ..host.guest import OUT, PP
 from .probes import exchange, log, probe, report, report_bytes, write
 
@@ -192,3 +196,31 @@ def test_foreign_functions_and_stdout(tmp_path: Path) -> None:
     logs = run.logs(stream=0)
     assert ("info", "foreign uncompress 3") in logs and ("info", "foreign sign 2") in logs
     assert logs[-3:] == [("info", "ab"), ("info", "cd"), ("error", "oops")]
+
+
+@pytest.mark.parametrize(("side", "how"), [(True, "fin"), (False, "fin"), (True, "rst"),
+                                           (False, "rst")])
+def test_a_tcp_connection_closed_by_either_side(side: bool, how: str) -> None:
+    """Through tcp_proxy, with the other side closing in turn (as a typical peer does): the plugin
+    sees the other side end too, then both close events, with the peer Envoy reports; a reset
+    ends the connection at once."""
+    trace = json.loads((TRACES / "rust_tcp.json").read_text())
+    last = trace["packets"][2]
+    if not side:
+        last.update({"sip": "10.0.0.1", "sp": 7000, "dip": "10.0.0.2", "dp": 40100,
+                     "forward_direction": False})
+    last["close"] = how
+    plugin = pwcli.load_plugin(EXAMPLES / "rust_tcp.wasm")
+    tr = pwcli.parse_trace(trace, source="close.json")
+    run = pwcli.replay(plugin, tr)
+    c = compare_with_envoy(plugin, tr, run=run)
+    assert (c.verdict, [d.to_json() for d in c.differences]) == ("agree", [])
+    closes = [(e.name, e.args["peer"]) for e in run.events if e.name.endswith("connection_close")]
+    assert closes == {
+        (True, "fin"): [("proxy_on_upstream_connection_close", "unknown"),
+                        ("proxy_on_downstream_connection_close", "local")],
+        (False, "fin"): [("proxy_on_upstream_connection_close", "unknown"),
+                         ("proxy_on_downstream_connection_close", "remote")],
+        (True, "rst"): [("proxy_on_downstream_connection_close", "remote")],
+        (False, "rst"): [("proxy_on_downstream_connection_close", "local")],
+    }[(side, how)]

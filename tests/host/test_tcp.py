@@ -46,13 +46,16 @@ def test_connection_callbacks_and_buffers(tmp_path: Path, runtime: str) -> None:
         2, 5, 0, OK, b"hello", OK, b"", OK, b"", OK,
         2, 5, 0, OK, b"world", OK, b"", OK, OK, b"",  # no header map: no pairs
         2, 0, 1, OK, b"", OK, b"", OK, b"", OK,  # the FIN: end of stream
-        2, 2,  # closed by the peer (REMOTE)
+        2, 0, 1, OK, b"", OK, b"", OK, OK, b"",  # the server closes in turn (tcp_proxy)
+        2, 1,  # then Envoy closes the client's connection (LOCAL)
         100,
     ]
     s = r.run.streams[0]
     assert s.kind == "tcp"
-    assert (s.downstream, s.upstream) == (b">hello>", b"world!")
-    assert [n for n, _ in r.callbacks()][-2:] == ["proxy_on_downstream_connection_close", "proxy_on_log"]
+    # each upstream_data call appends "!": the server's closing call too
+    assert (s.downstream, s.upstream) == (b">hello>", b"world!!")
+    assert [n for n, _ in r.callbacks()][-2:] == ["proxy_on_downstream_connection_close",
+                                                   "proxy_on_log"]
 
 
 def test_paused_data_accumulates_and_resumes(tmp_path: Path, runtime: str) -> None:
