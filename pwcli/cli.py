@@ -12,6 +12,7 @@ import click
 
 from . import runtimes
 from .engine import LEVELS, ReplayOptions, Run, replay
+from .serve.commands import client_cmd, serve_cmd
 from .errors import InputError, PwcliError
 from .runtimes.base import Limits
 
@@ -253,6 +254,10 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
                         to_stderr=show_report and fmt != "table")
 
     sys.exit(_guard(run))
+
+
+main.add_command(serve_cmd)
+main.add_command(client_cmd)
 
 
 @main.command("schema", context_settings=CONTEXT)

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+from collections import ChainMap
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -367,10 +368,22 @@ class FlowChecker:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.seen: dict[tuple[str, int, str, int, str], int] = {}  # key -> id << 1 | tcp
+        self.seen: Any = {}  # key -> id << 1 | tcp (a dict; a ChainMap in a fork)
+        self.count = 0  # connections seen
         self.live: dict[tuple[str, int, str, int, str], dict[str, Any]] = {}
         self.tcp_open: set[tuple[str, int, str, int, str]] = set()
         self.opened = False  # the last packet checked opens a stream (the replay's pairing)
+
+    def fork(self, source: str) -> FlowChecker:
+        """A checker that starts where this one is and changes nothing of it: to check a batch of
+        packets before any is applied. Costs what the open connections hold, not all seen."""
+        fork = FlowChecker(source)
+        fork.seen = ChainMap({}, self.seen)
+        fork.count = self.count
+        fork.live = {k: {"tcp": c["tcp"], "open": [dict(o) for o in c["open"]],
+                         "req_open": c["req_open"]} for k, c in self.live.items()}
+        fork.tcp_open = set(self.tcp_open)
+        return fork
 
     def check(self, index: int, p: Packet) -> int:
         """Raise TraceError if ``p`` cannot be paired; return its connection id (from 1)."""
@@ -378,12 +391,12 @@ class FlowChecker:
         tcp = p.is_tcp
         tag = self.seen.get(key)
         if tag is None:  # recorded once the packet is known to pair: a bad one changes nothing
-            tag = ((len(self.seen) + 1) << 1) | tcp
+            tag = ((self.count + 1) << 1) | tcp
         if tcp or (tag & 1):
             if tcp != bool(tag & 1):
                 raise TraceError("mixes TCP data packets and HTTP packets on one connection",
                                  path=self.source, packet=index)
-            self.seen[key] = tag
+            self._see(key, tag)
             self.opened = key not in self.tcp_open  # a TCP stream ends with its close packet
             if p.close is not None:
                 self.tcp_open.discard(key)
@@ -397,13 +410,18 @@ class FlowChecker:
         fail = _flow_error(conn, p)
         if fail:
             raise TraceError(fail[1], path=self.source, packet=index, field=fail[0])
-        self.seen[key] = tag
+        self._see(key, tag)
         self.opened = opened
         if conn["open"] or conn["req_open"]:
             self.live[key] = conn
         else:
             self.live.pop(key, None)
         return tag >> 1
+
+    def _see(self, key: tuple[str, int, str, int, str], tag: int) -> None:
+        if key not in self.seen:
+            self.count += 1
+        self.seen[key] = tag
 
 
 def _flow_error(conn: dict[str, Any], p: Packet) -> tuple[str | None, str] | None:

@@ -145,3 +145,18 @@ def test_the_pytest_fixture_hands_a_session(pwcli_session) -> None:  # type: ign
     s = pwcli_session(EXAMPLE)
     r = s.http({"method": "GET", "uri_path": "/"}, {"status": 200})
     assert r.response.header("x-wasm-custom") == "FOO"
+
+
+def test_forget_finished_keeps_a_long_lived_session_bounded() -> None:
+    with pwcli.Session(EXAMPLE) as s:
+        for _ in range(30):
+            s.http({"method": "GET", "uri_path": "/"}, {"status": 200})
+            s.forget_finished(5)
+        assert len(s.streams) <= 10 and s.forgotten >= 20
+        assert len(s.engine.demux.conns) <= 1  # idle connections are dropped with their streams
+        assert {e.stream for e in s.events} - {None} <= {r.index for r in s.streams}
+        snap = s.snapshot()
+        assert snap.warnings[-1] == (f"{s.forgotten} earlier finished streams are not kept "
+                                     "(a long-lived session keeps its most recent ones)")
+        r = s.http({"method": "GET", "uri_path": "/"}, {"status": 200})
+        assert r.index == 30 and r.response.header("x-wasm-custom") == "FOO"

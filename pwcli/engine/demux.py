@@ -68,6 +68,11 @@ class Demux:
         if self.e.streaming and conn.idle:
             del self.conns[key]  # idle: a later packet of this 5-tuple gets its id from the flow
 
+    def forget_idle(self) -> None:
+        """Drop the connections with nothing open (a later packet of their 5-tuple gets its id
+        from the flow checker)."""
+        self.conns = {k: c for k, c in self.conns.items() if not c.idle}
+
     def _not_run(self, conn: Connection, index: int, p: Packet) -> None:
         """The VM never started: list the streams that could not run."""
         if p.is_tcp or not p.forward_direction or conn.open_request is not None:

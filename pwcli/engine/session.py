@@ -66,6 +66,7 @@ class Session:
         self._stream_number = 0  # --workers: streams opened in the whole trace
         self._clock_ns = 0  # --workers: the whole trace's time
         self._http_calls = 0
+        self.forgotten = 0  # finished streams dropped by forget_finished
         self._started = time.monotonic()
         e.start(shard=shard is not None)
         self._poll = getattr(e.shared, "poll", None) if shard is not None else None
@@ -148,9 +149,10 @@ class Session:
         self.send(req)
         if response is not None:
             self.send(_with_addresses(response, client, HTTP_SERVER, forward=False))
-        return self._view(self.engine.streams[first])
+        return self.stream_view(next(r for r in reversed(self.engine.streams)
+                                     if r.index == first))
 
-    def _view(self, r: StreamResult) -> StreamResult:
+    def stream_view(self, r: StreamResult) -> StreamResult:
         """A finished stream's result; an open one's as it stands (a copy, flagged ``open``)."""
         return _open_view(r, self.live_messages(r)) if r.ctx in self.engine.active else r
 
@@ -163,6 +165,25 @@ class Session:
         if e.vm.host is not None:
             e.vm.host.opts.log_level = LEVELS[level]
             e.vm.host.record("note", "log_level_set", {"level": level})
+
+    def forget_finished(self, keep: int) -> int:
+        """Drop the oldest finished streams (and their events) beyond ``keep``: a long-lived
+        session's report stays bounded. Returns how many were dropped so far; ``snapshot`` and
+        ``close`` say so in a warning."""
+        e = self.engine
+        if isinstance(e.events, list) and len(e.streams) > 2 * keep:
+            finished = [r for r in e.streams if r.ctx not in e.active]
+            drop = {r.index for r in finished[: max(0, len(e.streams) - keep)]}
+            if drop:
+                e.streams = [r for r in e.streams if r.index not in drop]
+                e.events[:] = [ev for ev in e.events if ev.stream not in drop]
+                for r in finished:
+                    if r.index in drop:
+                        e.stream_gen.pop(r.ctx, None)
+                if self.flow is not None:  # connection ids come from the flow checker
+                    e.demux.forget_idle()
+                self.forgotten += len(drop)
+        return self.forgotten
 
     # -- looking -----------------------------------------------------------------------------
     @property
@@ -201,10 +222,16 @@ class Session:
         flag ``open``."""
         e = self.engine
         run = build_run(e, self.delivered, time.monotonic() - self._started)
-        run.streams = [self._view(r) for r in e.streams]
+        run.streams = [self.stream_view(r) for r in e.streams]
         run.events = list(run.events)
         run.warnings, run.notes = list(run.warnings), list(run.notes)
+        self._note_forgotten(run)
         return run
+
+    def _note_forgotten(self, run: Run) -> None:
+        if self.forgotten:
+            run.warnings.append(f"{self.forgotten} earlier finished streams are not kept "
+                                "(a long-lived session keeps its most recent ones)")
 
     # -- the end -----------------------------------------------------------------------------
     def close(self) -> Run:
@@ -218,6 +245,7 @@ class Session:
             e.finish(drain=not e.vm.fail_fast_hit and self.input_error is None)
         self.run = build_run(e, self.delivered, time.monotonic() - self._started)
         self.run.input_error = self.input_error
+        self._note_forgotten(self.run)
         return self.run
 
     def __enter__(self) -> Session:
