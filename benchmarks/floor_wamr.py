@@ -1,5 +1,5 @@
 """The WAMR floor: a minimal binding of the benchmark's own (wasm_export.h natives through ctypes),
-outside pwcli's layers, as ../shared/RUNTIMES.md measured it. Run in its own process (the WAMR
+outside pwcli's layers. Run in its own process (the WAMR
 runtime is process-global): ``python -m benchmarks.floor_wamr LIBRARY`` prints JSON.
 
 The same guest as floor_wasmtime: loops N times over a no-op import, and over a getter-style import

@@ -1,5 +1,5 @@
 """The WasmEdge floor: a minimal binding of the benchmark's own (the C API through ctypes),
-outside pwcli's layers, as ../shared/RUNTIMES.md measured it.
+outside pwcli's layers.
 ``python -m benchmarks.floor_wasmedge LIBRARY`` prints JSON. The same guest as floor_wasmtime
 (a no-op import, a getter-style import).
 

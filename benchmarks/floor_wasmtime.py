@@ -1,7 +1,7 @@
 """The Wasmtime floor: a minimal binding of the benchmark's own, outside pwcli's layers.
 
 Set-up through wasmtime-py; the measured path through the C API (unchecked host functions, unchecked
-guest calls, a memoryview over linear memory), as ../shared/RUNTIMES.md measured it. The engine is
+guest calls, a memoryview over linear memory). The engine is
 configured as pwcli's (fuel, epoch interruption, fixed memory) so the ratio compares like with like.
 Two guests loop N times inside one call: over a no-op import, and over a getter-style import that
 reads a key, calls the guest allocator, writes the value and stores its pointer and length.

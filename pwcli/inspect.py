@@ -38,11 +38,11 @@ PAGE = 65536
 GROUPS = ("lifecycle", "http", "tcp", "out-of-band", "memory and start-up")
 # Section order of HOST_FUNCTIONS ("logging, time, lifecycle", "configuration", ...).
 SECTIONS = tuple(dict.fromkeys(spec.section for spec in HOST_FUNCTIONS.values()))
-ALLOCATORS = ("malloc", "proxy_on_memory_allocate")  # cpp-host's order (ABI.md 8.1)
+ALLOCATORS = ("malloc", "proxy_on_memory_allocate")  # cpp-host's order
 STARTUP = ("_initialize", "main", "__main_void", "_start")
 IMPLEMENTED = "implemented"
 REFUSED_LENIENT = "refused (stubbed with --lenient)"
-# Exports that look like callbacks but are not the ABI's (ABI.md 10.13).
+# Exports that look like callbacks but are not the ABI's.
 KNOWN_ALIASES = {
     "proxy_on_grpc_trailing_metadata": (
         "the AssemblyScript SDK's name for proxy_on_grpc_receive_trailing_metadata: never called"

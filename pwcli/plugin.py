@@ -132,7 +132,7 @@ def load_plugin(path: str | Path, *, abi: str | None = None, lenient: bool = Fal
             )
         notes.extend(f"lenient: stubbed import {r}" for r in refused)
     allocator = None
-    for cand in ("malloc", "proxy_on_memory_allocate"):  # cpp-host's order (ABI.md 8.1)
+    for cand in ("malloc", "proxy_on_memory_allocate"):  # cpp-host's order
         t = info.func_export(cand)
         if t is not None and t.params == ("i32",) and t.results == ("i32",):
             allocator = cand

@@ -2,7 +2,7 @@
  * proxy_wasm.h - pwcli's own minimal C binding of the proxy-wasm ABI
  * (versions 0.1.0, 0.2.0 and 0.2.1), for plugins compiled to wasm32-wasi.
  *
- * Written for pwcli from the ABI description (docs: ABI.md); it is not any
+ * Written for pwcli from the proxy-wasm ABI specification; it is not any
  * SDK's header.  Every function below is a host import from module "env";
  * declaring a function does not import it: only functions a plugin actually
  * calls end up in the module's import section.

@@ -15,7 +15,7 @@ _I64 = struct.Struct("<q")
 
 
 def encode_pairs(pairs: Pairs) -> bytes:
-    """Serialize pairs (ABI.md 5.2): count, lengths, then NUL-terminated names and values."""
+    """Serialize pairs: count, lengths, then NUL-terminated names and values."""
     if not pairs:
         return b""
     head = [len(pairs)]

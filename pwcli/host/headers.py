@@ -1,4 +1,4 @@
-"""HeaderMap: an ordered multimap with Envoy's rules (ABI.md 3.3).
+"""HeaderMap: an ordered multimap with Envoy's rules.
 
 Names are stored lower-case; ``get`` returns the first value; ``add`` appends; ``replace`` removes
 every match and appends; ``remove`` removes every match; ``set_pairs`` replaces everything.

@@ -3,7 +3,8 @@
 Methods carry the spec's import names, take decoded arguments and return a ``Status`` (and values for
 out-parameters); ``imports.py`` is the only code that touches guest memory. Every call is recorded as
 an event. Where Envoy (through proxy-wasm-cpp-host) answers in a particular way, so does this host
-(ABI.md sections 3 and 6); each deviation from the bare spec is commented.
+(docs/semantics.md; tests/envoy checks it against Envoy); each deviation from the bare spec is
+commented.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ class Host:
         return OK, now
 
     def proxy_set_tick_period_milliseconds(self, period: int) -> int:
-        # cpp-host: always the root context's timer, whatever context calls it (ABI.md 8.10).
+        # cpp-host: always the root context's timer, whatever context calls it.
         if self.root is None:  # start-up code under --lenient: there is no root context yet
             return self._rec("proxy_set_tick_period_milliseconds", {"period_ms": period},
                              BAD_ARGUMENT)
@@ -359,7 +360,7 @@ class Host:
         if not isinstance(buf, bytearray):  # configuration, http-call body, ...: read-only
             return self._rec("proxy_set_buffer_bytes", args, BAD_ARGUMENT)
         before = bytes(buf)
-        # Envoy's Buffer::copyFrom (ABI.md 3.2): start 0 drops `size` bytes and prepends; start at
+        # Envoy's Buffer::copyFrom: start 0 drops `size` bytes and prepends; start at
         # or past the end appends; anything else is BAD_ARGUMENT.
         if start == 0:
             del buf[:size]
@@ -379,7 +380,7 @@ class Host:
 
     # -- header maps ------------------------------------------------------------------------
     def _map(self, mtype: int, write: bool) -> HeaderMap | None:
-        """The map reachable now, as Envoy decides (ABI.md 3.3); None means BAD_ARGUMENT."""
+        """The map reachable now, as Envoy decides; None means BAD_ARGUMENT."""
         if mtype >= _MT_GRPC_CALL_INITIAL_METADATA:
             return None if write else self.oob_maps.get(mtype)
         c = self.ctx()
@@ -547,7 +548,7 @@ class Host:
             return self._rec("proxy_send_local_response", args, OK)
         if not isinstance(c, StreamContext) or c.finished:
             return self._rec("proxy_send_local_response", args, NOT_FOUND)
-        # Envoy defers the reply until the callback returns (ABI.md 3.3).
+        # Envoy defers the reply until the callback returns.
         c.local_reply = LocalReply(
             status, _text(details), body, list(headers or []), grpc, self.callback or "", self.now_ns
         )

@@ -2,8 +2,8 @@
 
 ``Imports.build(module_imports)`` returns the ``HostFunction`` list a backend links. Each function
 reads its ``(ptr, len)`` arguments from linear memory, calls the ``Host`` method of the same name and
-writes results back, allocating through the guest's ``malloc`` / ``proxy_on_memory_allocate``
-(ABI.md 5.1). A bad pointer or length never raises: the plugin gets INVALID_MEMORY_ACCESS.
+writes results back, allocating through the guest's ``malloc`` / ``proxy_on_memory_allocate``.
+A bad pointer or length never raises: the plugin gets INVALID_MEMORY_ACCESS.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _OK = int(Status.OK)  # a plain int: an IntEnum member lookup is slow on the hot
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
-# ABI.md 5.5 / 5.6: what Envoy's engine allows while the guest allocator or start-up code runs.
+# What proxy-wasm-cpp-host allows while the guest allocator or start-up code runs.
 ALLOWED_IN_ALLOCATOR = frozenset({"proxy_log", "fd_write", "clock_time_get", "poll_oneoff"})
 ALLOWED_IN_STARTUP = frozenset({"proxy_log", "emscripten_notify_memory_growth", *WASI_FUNCTIONS})
 
@@ -97,7 +97,7 @@ class Imports:
         return int(ptr)
 
     def out_bytes(self, data: bytes, ptr_ptr: int, size_ptr: int) -> None:
-        """Hand ``data`` to the guest: allocate, copy, write pointer and size (ABI.md 5.1)."""
+        """Hand ``data`` to the guest: allocate, copy, write pointer and size."""
         if not data:
             self.write_u32(ptr_ptr, 0)
             self.write_u32(size_ptr, 0)

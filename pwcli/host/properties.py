@@ -1,4 +1,4 @@
-"""Properties as Envoy serves them, derived from the packet and the stream (ABI.md 3.8).
+"""Properties as Envoy serves them, derived from the packet and the stream.
 
 Encodings follow Envoy: strings raw, integers 8-byte little-endian, booleans one byte, timestamps and
 durations int64 nanoseconds, string maps in the pairs format.

@@ -1,7 +1,7 @@
 """The proxy-wasm ABI as data: enums, host functions and callbacks of 0.1.0, 0.2.0 and 0.2.1.
 
 Values are the spec's integers (github.com/proxy-wasm/spec, abi-versions/*); extras that
-proxy-wasm-cpp-host (and so Envoy) provides are marked. See ../shared/ABI.md in the project notes.
+proxy-wasm-cpp-host (and so Envoy) provides are marked.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _host(section: str, versions: frozenset[str], **fns: str) -> dict[str, HostF
     return {n: HostFunctionSpec(n, sig(s), versions, section) for n, s in fns.items()}
 
 
-# Module "env": every proxy-wasm host function (ABI.md section 3), keyed by import name.
+# Module "env": every proxy-wasm host function, keyed by import name.
 HOST_FUNCTIONS: dict[str, HostFunctionSpec] = {
     **_host(
         "logging, time, lifecycle",
@@ -217,13 +217,13 @@ HOST_FUNCTIONS: dict[str, HostFunctionSpec] = {
         proxy_set_property="iiii>i",
         proxy_call_foreign_function="iiiiii>i",
     ),
-    # Not in the spec; proxy-wasm-cpp-host always registers them (ABI.md 3.9).
+    # Not in the spec; proxy-wasm-cpp-host always registers them.
     **_host("cpp-host extras", ALL, emscripten_notify_memory_growth="i>", pthread_equal="ii>i"),
 }
 
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 
-# WASI preview1 functions as proxy-wasm-cpp-host provides them (ABI.md section 7).
+# WASI preview1 functions as proxy-wasm-cpp-host provides them.
 WASI_FUNCTIONS: dict[str, Signature] = {
     n: sig(s)
     for n, s in dict(

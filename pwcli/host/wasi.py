@@ -1,4 +1,4 @@
-"""WASI preview1 as proxy-wasm-cpp-host provides it (ABI.md section 7), sandboxed and deterministic.
+"""WASI preview1 as proxy-wasm-cpp-host provides it, sandboxed and deterministic.
 
 No preopened directories, no files, no sockets; the environment is only what ``--env`` gives; clocks
 are the virtual clock; ``random_get`` is a PRNG seeded by ``--seed``. Served under both

@@ -1,4 +1,4 @@
-"""Buffers (ABI.md 3.2): get with clamping, status, Envoy's set rule, where each buffer exists."""
+"""Buffers: get with clamping, status, Envoy's set rule, where each buffer exists."""
 
 from __future__ import annotations
 

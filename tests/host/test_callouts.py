@@ -1,4 +1,4 @@
-"""Out-of-band calls (ABI.md 3.5, 2.6): http calls and gRPC calls/streams answered from the trace."""
+"""Out-of-band calls: http calls and gRPC calls/streams answered from the trace."""
 
 from __future__ import annotations
 

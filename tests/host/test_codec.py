@@ -19,7 +19,7 @@ from .guest import pairs
 
 
 def test_encode_matches_the_abi_example() -> None:
-    # ABI.md 5.2: {a: "1", b: "22"}
+    # the pairs format: {a: "1", b: "22"}
     assert encode_pairs([(b"a", b"1"), (b"b", b"22")]) == bytes.fromhex(
         "02000000" "01000000" "01000000" "01000000" "02000000" "61003100" "6200323200")
 

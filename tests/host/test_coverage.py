@@ -1,4 +1,4 @@
-"""Every host function of ABI.md sections 3 and 7 is called by a WAT guest in this directory."""
+"""Every proxy-wasm host function and WASI function pwcli provides is called by a WAT guest here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pure-Python unit tests for HeaderMap: Envoy's header-map rules (ABI.md 3.3)."""
+"""Pure-Python unit tests for HeaderMap: Envoy's header-map rules."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Header maps (ABI.md 3.3): every map operation, Envoy's rules, and when each map is reachable."""
+"""Header maps: every map operation, Envoy's rules, and when each map is reachable."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics (ABI.md 3.7): define, increment, record, get, as Envoy answers them."""
+"""Metrics: define, increment, record, get, as Envoy answers them."""
 
 from __future__ import annotations
 

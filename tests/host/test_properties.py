@@ -1,4 +1,4 @@
-"""Properties (ABI.md 3.8): every name pwcli serves, in Envoy's encodings; set, overrides, FFI."""
+"""Properties: every name pwcli serves, in Envoy's encodings; set, overrides, FFI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Restricted callbacks (ABI.md 5.1 rules 5 and 6): what Envoy allows in the allocator and start-up."""
+"""Restricted callbacks: what Envoy allows in the allocator and start-up."""
 
 from __future__ import annotations
 

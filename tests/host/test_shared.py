@@ -1,4 +1,4 @@
-"""Shared data with CAS and shared queues (ABI.md 3.6)."""
+"""Shared data with CAS and shared queues."""
 
 from __future__ import annotations
 

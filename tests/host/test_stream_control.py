@@ -1,4 +1,4 @@
-"""Stream control and local replies (ABI.md 3.4, 6.3; issue 3): pause, resume, close, send_local_response."""
+"""Stream control and local replies: pause, resume, close, send_local_response."""
 
 from __future__ import annotations
 

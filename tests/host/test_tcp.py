@@ -1,4 +1,4 @@
-"""TCP (L4) streams (ABI.md 2.4): connection callbacks, buffers 2 and 3, pause and resume."""
+"""TCP (L4) streams: connection callbacks, buffers 2 and 3, pause and resume."""
 
 from __future__ import annotations
 

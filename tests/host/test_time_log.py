@@ -1,4 +1,4 @@
-"""Logging, time, ticks, effective context, proxy_done and the cpp-host extras (ABI.md 3.1, 3.9)."""
+"""Logging, time, ticks, effective context, proxy_done and the cpp-host extras."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WASI preview1 as proxy-wasm-cpp-host provides it (ABI.md 7), under both module names."""
+"""WASI preview1 as proxy-wasm-cpp-host provides it, under both module names."""
 
 from __future__ import annotations
 
