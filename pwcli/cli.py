@@ -12,9 +12,9 @@ import click
 
 from . import runtimes
 from .engine import LEVELS, ReplayOptions, Run, replay
-from .serve.commands import client_cmd, serve_cmd
 from .errors import InputError, PwcliError
 from .runtimes.base import Limits
+from .serve.commands import client_cmd, serve_cmd
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -45,6 +45,8 @@ NOT_COMPARED = [
     "compared as one)",
     "values drawn from WASI random_get (seeded in pwcli, random in Envoy)",
     "gRPC calls",
+    "upstream.address and upstream.port values: Envoy's upstream is pwcli's mock on loopback, "
+    "pwcli's the trace's server",
     "headers Envoy's async client adds to an http call: x-envoy-internal, "
     "x-envoy-expected-rq-timeout-ms, the framing",
 ]

@@ -100,7 +100,7 @@ def build(plugin: PluginSetup, upstream_port: int, clusters: dict[str, int],
         "route_config": {"virtual_hosts": [{
             "name": "all", "domains": ["*"],
             "routes": [{"match": {"prefix": "/"},
-                        "route": {"cluster": "pwcli_upstream", "timeout": "30s"}}]}]},
+                        "route": {"cluster": "pwcli_upstream"}}]}]},
         "http_filters": [
             {"name": "envoy.filters.http.wasm", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",

@@ -23,11 +23,11 @@ SERVED: dict[str, str] = {
     "source.port": "client port (int64)",
     "destination.address": "server ip:port",
     "destination.port": "server port (int64)",
-    "upstream.address": "server ip:port",
-    "upstream.port": "server port (int64)",
+    "upstream.address": "server ip:port, once the request headers went past the filter",
+    "upstream.port": "server port (int64), likewise",
     "connection.id": "connection number in the trace, from 1 (uint64)",
     "connection.mtls": "false",
-    "connection.requested_server_name": "https only: the request's host, without port",
+    "connection.requested_server_name": "https: the request's host, without port; else empty",
     "request.path": ":path",
     "request.url_path": ":path without the query",
     "request.host": ":authority",
@@ -40,7 +40,7 @@ SERVED: dict[str, str] = {
     "request.query": "query part of :path",
     "request.protocol": '"HTTP/1.1"',
     "request.time": "virtual time of the request's first packet (ns since epoch)",
-    "request.duration": "virtual time from the first to the last request packet (ns)",
+    "request.duration": "virtual time from the first to the last request packet (ns), in on_log",
     "request.size": "request body bytes so far",
     "request.total_size": "request headers + body bytes so far",
     "response.code": ":status (int64)",
@@ -81,18 +81,27 @@ def _hostport(ip: str, port: int) -> bytes:
     return hostport(ip, port).encode()
 
 
+EMPTY_MAP = b"\0\0\0\0"  # an empty map in the pairs format (a zero count), as Envoy answers
+
+
+def _visible(s: StreamContext, msg_attr: str) -> HeaderMap | None:
+    """A message's headers where Envoy's attributes see them: in its own headers callback (and
+    while it is paused there) and in proxy_on_log, as the header maps themselves."""
+    msg = getattr(s, msg_attr)
+    return msg.headers if msg.headers_live or s.in_log else None
+
+
 def _header(msg_attr: str, name: bytes) -> Callable[[StreamContext], bytes | None]:
     def get(s: StreamContext) -> bytes | None:
-        m: HeaderMap | None = getattr(s, msg_attr).headers
+        m = _visible(s, msg_attr)
         return m.get(name) if m is not None else None
 
     return get
 
 
 def _path_part(s: StreamContext, part: int) -> bytes | None:
-    if s.req.headers is None:
-        return None
-    path = s.req.headers.get(b":path")
+    m = _visible(s, "req")
+    path = m.get(b":path") if m is not None else None
     if path is None:
         return None
     head, sep, query = path.partition(b"?")
@@ -100,9 +109,10 @@ def _path_part(s: StreamContext, part: int) -> bytes | None:
 
 
 def _pairs(msg_attr: str, field: str) -> Callable[[StreamContext], bytes | None]:
+    """A header map as pairs; where it is not seen, Envoy answers an empty map."""
     def get(s: StreamContext) -> bytes | None:
-        m: HeaderMap | None = getattr(getattr(s, msg_attr), field)
-        return encode_pairs(m.pairs) if m is not None else None
+        m = _visible(s, msg_attr) if field == "headers" else getattr(getattr(s, msg_attr), field)
+        return encode_pairs(m.pairs) if m is not None and m.pairs else EMPTY_MAP
 
     return get
 
@@ -111,7 +121,7 @@ def _total(msg_attr: str) -> Callable[[StreamContext], bytes | None]:
     def get(s: StreamContext) -> bytes | None:
         msg = getattr(s, msg_attr)
         if msg.headers is None:
-            return None
+            return i64(0) if msg_attr == "resp" else None
         return i64(msg.headers.byte_size() + len(msg.forwarded) + len(msg.body))
 
     return get
@@ -125,12 +135,20 @@ def _status(s: StreamContext) -> bytes | None:
 
 
 def _sni(s: StreamContext) -> bytes | None:
+    """The TLS server name: none on a plain connection (Envoy answers an empty string)."""
     if s.info.get("scheme") != "https" or s.req.headers is None:
-        return None
+        return b""
     host = s.req.headers.get(b":authority") or b""
     if host.startswith(b"["):
         return host[1 : host.find(b"]")]
     return host.rsplit(b":", 1)[0] if b":" in host else host
+
+
+def _upstream(s: StreamContext, value: bytes) -> bytes | None:
+    """Known once the router has the request (its headers went past the filter)."""
+    if s.result.kind == "http" and (not s.req.started or s.req.headers_live):
+        return None
+    return value
 
 
 STREAM_PROPERTIES: dict[str, Callable[[StreamContext], bytes | None]] = {
@@ -138,8 +156,8 @@ STREAM_PROPERTIES: dict[str, Callable[[StreamContext], bytes | None]] = {
     "source.port": lambda s: i64(s.info["client"][1]),
     "destination.address": lambda s: _hostport(*s.info["server"]),
     "destination.port": lambda s: i64(s.info["server"][1]),
-    "upstream.address": lambda s: _hostport(*s.info["server"]),
-    "upstream.port": lambda s: i64(s.info["server"][1]),
+    "upstream.address": lambda s: _upstream(s, _hostport(*s.info["server"])),
+    "upstream.port": lambda s: _upstream(s, i64(s.info["server"][1])),
     "connection.id": lambda s: i64(s.info["connection"]),
     "connection.mtls": lambda s: b"\x00",
     "connection.requested_server_name": _sni,
@@ -155,8 +173,9 @@ STREAM_PROPERTIES: dict[str, Callable[[StreamContext], bytes | None]] = {
     "request.query": lambda s: _path_part(s, 1),
     "request.protocol": lambda s: b"HTTP/1.1" if s.result.kind == "http" else None,
     "request.time": lambda s: i64(s.info["start_epoch_ns"]) if s.result.kind == "http" else None,
-    "request.duration": lambda s: (
-        i64(s.info["request_end_ns"] - s.info["start_ns"]) if "request_end_ns" in s.info else None
+    "request.duration": lambda s: (  # Envoy: once the stream is complete (proxy_on_log)
+        i64(s.info["request_end_ns"] - s.info["start_ns"])
+        if "request_end_ns" in s.info and s.in_log else None
     ),
     "request.size": lambda s: i64(len(s.req.forwarded) + len(s.req.body)),
     "request.total_size": _total("req"),

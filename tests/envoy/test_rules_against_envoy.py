@@ -224,3 +224,37 @@ def test_a_tcp_connection_closed_by_either_side(side: bool, how: str) -> None:
         (True, "rst"): [("proxy_on_downstream_connection_close", "remote")],
         (False, "rst"): [("proxy_on_downstream_connection_close", "local")],
     }[(side, how)]
+
+
+def test_properties_in_each_phase(tmp_path: Path) -> None:
+    """Every property pwcli serves, in the request and response headers callbacks and in
+    proxy_on_log: the status, and the value (the size for binary ones). upstream.address is the
+    mock upstream in Envoy, the trace's server in pwcli: only its status is compared; so are the
+    header maps' in proxy_on_log, where Envoy's hold what its router and connection manager add
+    after the plugin (x-envoy-expected-rq-timeout-ms, date, server), which pwcli does not."""
+    from pwcli.host.properties import INT_PROPERTIES, SERVED
+
+    g = probe()
+
+    def props(where: str) -> str:
+        out = ""
+        for name in SERVED:
+            call = f"(call $proxy_get_property {g.s(name.replace('.', chr(0)).encode())} {PP})"
+            if name.startswith("upstream.") or (where == "log" and name.endswith("headers")):
+                out += report(g, f"{where} {name}", call)
+            elif name in INT_PROPERTIES or name.endswith(("headers", "trailers", "mtls")):
+                out += report(g, f"{where} {name}", call)
+                out += report(g, f"{where} {name} size", f"(i32.load (i32.const {OUT + 4}))")
+            else:
+                out += report_bytes(g, f"{where} {name}", call)
+        return out
+
+    g.on("proxy_on_request_headers", props("request"))
+    g.on("proxy_on_response_headers", props("response"))
+    g.on("proxy_on_log", props("log"))
+    run = agree(tmp_path, "properties", g, exchange(body="abc"))
+    logs = run.logs(stream=0)
+    assert ("info", "request upstream.address 1") in logs  # not chosen yet
+    assert ("info", "response request.path 1") in logs  # request headers gone by then
+    assert ("info", "log request.path 0 /") in logs
+    assert ("info", "request response.headers size 4") in logs  # an empty map
