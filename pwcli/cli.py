@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from .engine import LEVELS, ReplayOptions, Run, replay
 from .errors import InputError, PwcliError
 from .runtimes.base import Limits
 from .serve.commands import client_cmd, serve_cmd
+from .traffic.cli import convert_cmd, traffic_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -77,7 +80,7 @@ def main() -> None:
 
 
 @main.command("replay", context_settings=CONTEXT)
-@click.argument("trace", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("trace", required=False, type=click.Path(dir_okay=False, path_type=str))
 @click.option("--wasm", "wasm", required=True, type=click.Path(path_type=str),
               help="The plugin (.wasm) to run.")
 @click.option("--runtime", default=runtimes.DEFAULT, show_default=True,
@@ -127,16 +130,21 @@ def main() -> None:
               help="Also run the trace through real Envoy and show where the two differ.")
 @click.option("--trace-headers-only", is_flag=True,
               help="Present the trace's headers untouched (not the ones Envoy adds).")
+@traffic_options
 @click.pass_context
-def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id: str | None,
+def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, root_id: str | None,
                vm_id: str, plugin_name: str | None, config: str | None, vm_config: str | None,
                env: tuple[str, ...], props: tuple[str, ...], log_level: str | None, seed: int,
                start_time: str | None, abi: str | None, lenient: bool, failure_policy: str,
                fail_fast: bool, drain_ms: float, budget: int, max_memory: int, no_cache: bool,
                realtime: bool, multiplier: float | None, pps: float | None, loops: int,
                workers: int, fmt: str, golden: str | None, update_golden: bool,
-               against: str | None, trace_headers_only: bool) -> None:
+               against: str | None, trace_headers_only: bool, flow_filter: str | None,
+               **kw: Any) -> None:
     """Replay TRACE through the plugin and report every callback, host call and mutation.
+
+    TRACE is a trace (JSON, JSON Lines) or a capture (pcap, pcapng, HAR), told by its
+    content; or give --request instead for one request.
 
     With --golden, --against or expect blocks in the trace, the exit status is the
     comparison's only (0 agree, 1 differ).
@@ -145,8 +153,9 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
     from .pacing import Progress, chain
     from .plugin import load_plugin
     from .report import dumps, event_line, make_console, render_table, to_json
-    from .tracestream import open_trace
+    from .traffic.cli import is_capture, one_request, open_input, report_capture, spooled
 
+    request = one_request(kw)
     if update_golden and golden is None:
         raise click.UsageError("--update-golden needs --golden FILE")
     if sum((realtime, multiplier is not None, pps is not None)) > 1:
@@ -160,7 +169,7 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
     show_report = golden is None or (
         ctx.get_parameter_source("fmt") == click.core.ParameterSource.COMMANDLINE)
 
-    def run() -> int:
+    def run(stack: contextlib.ExitStack) -> int:
         options = ReplayOptions(
             runtime=runtime,
             root_id=root_id,
@@ -185,7 +194,9 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
             from .envoy.cli import check_available
 
             check_available()  # exit 2 with how to install Envoy, before anything runs
-        tr = open_trace(trace)
+        tr = source = open_input(trace, request, flow_filter)
+        if workers > 1 and is_capture(source):  # workers share out a trace file: write one
+            tr = spooled(source, stack.enter_context(tempfile.TemporaryDirectory(prefix="pwcli-")))
         # Streamed traces (JSON Lines, big arrays) are read once, as they replay: no expect blocks.
         streamed = getattr(tr, "streaming", False)
         expects = not streamed and has_expectations(tr)
@@ -239,6 +250,7 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
                 render_comparison(comparison, console)
         if pacer is not None:
             click.echo(pacer.describe(), err=True)  # stderr only: the report stays deterministic
+        report_capture(source)  # what a capture skipped and held, on stderr
         if result.input_error is not None:  # a bad packet mid-way: what ran is reported above
             click.echo(str(result.input_error), err=True)
             return result.input_error.exit_code
@@ -253,10 +265,15 @@ def replay_cmd(ctx: click.Context, trace: str, wasm: str, runtime: str, root_id:
         return _compare(result, golden, update_golden,
                         to_stderr=show_report and fmt != "table")
 
-    sys.exit(_guard(run))
+    def run_with_cleanup() -> int:
+        with contextlib.ExitStack() as stack:
+            return run(stack)
+
+    sys.exit(_guard(run_with_cleanup))
 
 
 main.add_command(serve_cmd)
+main.add_command(convert_cmd)
 main.add_command(client_cmd)
 
 

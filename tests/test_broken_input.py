@@ -84,7 +84,7 @@ def test_missing_files() -> None:
 def test_a_directory_as_the_trace() -> None:
     result = _pwcli("directory.wasm", "--wasm", str(GOOD_PLUGIN))
     assert result.exit_code == 2  # click's usage error for the TRACE argument
-    assert result.stderr.endswith("Error: Invalid value for 'TRACE': File 'directory.wasm' is a "
+    assert result.stderr.endswith("Error: Invalid value for '[TRACE]': File 'directory.wasm' is a "
                                   "directory.\n")
 
 
