@@ -7,12 +7,12 @@ import json
 import sys
 import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
 from . import runtimes
+from .cliargs import key_values, text_or_file
 from .engine import LEVELS, ReplayOptions, Run, replay
 from .errors import InputError, PwcliError
 from .runtimes.base import Limits
@@ -22,31 +22,9 @@ from .traffic.cli import convert_cmd, traffic_options
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _text_or_file(value: str | None, option: str) -> bytes | None:
-    if value is None:
-        return None
-    if value.startswith("@"):
-        path = value[1:]
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise InputError(f"{option} {value}: cannot read {path}: {exc.strerror or exc}") from None
-    return value.encode()
-
-
-def _key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"{option} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def _property_values(items: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, raw in _key_values(items, "--property").items():
+    for key, raw in key_values(items, "--property").items():
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -175,9 +153,9 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
             root_id=root_id,
             vm_id=vm_id,
             plugin_name=plugin_name,
-            configuration=_text_or_file(config, "--config"),
-            vm_configuration=_text_or_file(vm_config, "--vm-config"),
-            environment=_key_values(env, "--env") if env else None,
+            configuration=text_or_file(config, "--config"),
+            vm_configuration=text_or_file(vm_config, "--vm-config"),
+            environment=key_values(env, "--env") if env else None,
             log_level=log_level,
             seed=seed,
             start_epoch_ns=_start_time(start_time),

@@ -10,10 +10,10 @@ the URL's port (80 or 443 by default), as in proxy-wasm-cli's sample trace.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..cliargs import text_or_file
 from ..errors import InputError
 from .convert import payload
 
@@ -59,14 +59,14 @@ def request_trace(r: OneRequest) -> dict[str, Any]:
                            "headers": _headers(r.headers, "-H")}
     if host is not None:
         req["host"] = host
-    body = _text_or_file(r.data, "-d")
+    body = text_or_file(r.data, "-d") or b""
     if body:
         req["body"] = payload(body)
     resp: dict[str, Any] = {"sip": SERVER_IP, "sp": port, "dip": CLIENT[0], "dp": CLIENT[1],
                             "forward_direction": False, "delta_ms": 0, "scheme": scheme,
                             "status": r.status,
                             "headers": _headers(r.response_headers, "--response-header")}
-    body = _text_or_file(r.response_body, "--response-body")
+    body = text_or_file(r.response_body, "--response-body") or b""
     if body:
         resp["body"] = payload(body)
     return {"version": 1, "packets": [req, resp]}
@@ -80,15 +80,3 @@ def _headers(items: list[str], option: str) -> list[list[str]]:
             raise InputError(f"{option} {item!r}: expected 'name: value'")
         out.append([name.strip(), value.strip()])
     return out
-
-
-def _text_or_file(value: str | None, option: str) -> bytes:
-    if value is None:
-        return b""
-    if value.startswith("@"):
-        try:
-            return Path(value[1:]).read_bytes()
-        except OSError as exc:
-            raise InputError(f"{option} {value}: cannot read {value[1:]}: "
-                             f"{exc.strerror or exc}") from None
-    return value.encode()
