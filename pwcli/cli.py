@@ -15,6 +15,7 @@ from . import runtimes
 from .cliargs import key_values, text_or_file
 from .engine import LEVELS, ReplayOptions, Run, replay
 from .errors import InputError, PwcliError
+from .live.cli import proxy_cmd
 from .runtimes.base import Limits
 from .serve.commands import client_cmd, serve_cmd
 from .traffic.cli import convert_cmd, traffic_options
@@ -252,6 +253,7 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
 
 main.add_command(serve_cmd)
 main.add_command(convert_cmd)
+main.add_command(proxy_cmd)
 main.add_command(client_cmd)
 
 

