@@ -100,8 +100,10 @@ def main() -> None:
               metavar="N", help="Replay the trace N times; each loop's connections are new ones.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), metavar="N",
               help="Shard connections by 5-tuple across N processes, one VM each.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table",
-              show_default=True, help="Output format (with --golden: printed only when given).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "html"]),
+              default="table", show_default=True,
+              help="Output format; html: one self-contained page (with --golden: printed only "
+                   "when given).")
 @click.option("--golden", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
               help="Compare the JSON report with FILE (ignoring the runtime): exit 0 equal, 1 not.")
 @click.option("--update-golden", is_flag=True, help="Write the --golden FILE from this run.")
@@ -207,8 +209,17 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
             from .envoy.cli import compare_for_cli
 
             comparison = compare_for_cli(plugin, tr, options, result)
+        checked_golden = None
         if not show_report:
             pass
+        elif fmt == "html":
+            from . import golden as golden_mod
+            from .html.report import html_report
+
+            if golden is not None:  # shown in the page, and decides the exit status below
+                checked_golden = golden_mod.check(golden, to_json(result), update=update_golden)
+            click.echo(html_report(result, comparison=comparison, golden=checked_golden),
+                       nl=False)
         elif fmt == "json":
             report = to_json(result)
             if comparison is not None:
@@ -238,11 +249,12 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
             if result.expectations is None and golden is None:
                 return agreed
             return max(agreed, _compare(result, golden, update_golden,
-                                        to_stderr=show_report and fmt != "table"))
+                                        to_stderr=show_report and fmt != "table",
+                                        checked=checked_golden))
         if result.expectations is None and golden is None:
             return result.exit_code
         return _compare(result, golden, update_golden,
-                        to_stderr=show_report and fmt != "table")
+                        to_stderr=show_report and fmt != "table", checked=checked_golden)
 
     def run_with_cleanup() -> int:
         with contextlib.ExitStack() as stack:
@@ -300,8 +312,10 @@ def inspect_cmd(plugin: str, fmt: str) -> None:
     sys.exit(_guard(run))
 
 
-def _compare(result: Run, golden: str | None, update: bool, *, to_stderr: bool) -> int:
-    """Expectations and golden: print what differed; the exit status is the comparison's only."""
+def _compare(result: Run, golden: str | None, update: bool, *, to_stderr: bool,
+             checked: Any = None) -> int:
+    """Expectations and golden: print what differed; the exit status is the comparison's only.
+    ``checked``: the golden's result when the report already checked it (--format html)."""
     from . import golden as golden_mod
     from .report import to_json
 
@@ -312,7 +326,7 @@ def _compare(result: Run, golden: str | None, update: bool, *, to_stderr: bool) 
         ok = ok and outcome.ok
         lines += outcome.lines()
     if golden is not None:
-        res = golden_mod.check(golden, to_json(result), update=update)
+        res = checked or golden_mod.check(golden, to_json(result), update=update)
         ok = ok and res.ok
         lines += res.lines()
     for line in lines:
