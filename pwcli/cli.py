@@ -19,6 +19,7 @@ from .live.cli import proxy_cmd
 from .runtimes.base import Limits
 from .serve.commands import client_cmd, serve_cmd
 from .traffic.cli import convert_cmd, traffic_options
+from .ui.cli import ui_cmd
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -266,6 +267,7 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
 main.add_command(serve_cmd)
 main.add_command(convert_cmd)
 main.add_command(proxy_cmd)
+main.add_command(ui_cmd)
 main.add_command(client_cmd)
 
 
