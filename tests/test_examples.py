@@ -114,7 +114,7 @@ def test_rust_tcp(runtime: str) -> None:
         "proxy_on_context_create", "proxy_on_new_connection", "proxy_on_downstream_data",
         "proxy_on_upstream_data", "proxy_on_downstream_data", "proxy_on_upstream_data",
         "proxy_on_upstream_connection_close", "proxy_on_downstream_connection_close",
-        "proxy_on_log", "proxy_on_done", "proxy_on_delete",
+        "proxy_on_done", "proxy_on_log", "proxy_on_delete",  # a connection: logged after its done
     ]
 
 

@@ -1,7 +1,9 @@
 """Demux: which connection a packet belongs to (its canonical 5-tuple) and which stream on it.
 
 HTTP/1.1 semantics as Envoy's codec applies them: on one connection, a request opens a stream and
-its packets continue it until ``end_stream``; responses answer the open streams in order.
+its packets continue it until ``end_stream``; responses answer the open streams in order. Envoy
+reads a pipelined request only once the response before it has ended (its HTTP/1 codec stops
+reading the connection meanwhile), so such a request waits here, and opens its stream then.
 A TCP connection (packets with ``data`` or ``close``) is one stream until it closes; a later packet
 of the same 5-tuple opens a new connection.
 """
@@ -29,11 +31,17 @@ class Connection:
         self.open_request: HttpStream | None = None  # the request still arriving
         self.awaiting: deque[HttpStream | None] = deque()  # requests waiting for their response
         self.tcp_stream: TcpStream | None = None
+        self.held: deque[tuple[int, Packet]] = deque()  # pipelined, not read by Envoy yet
 
     @property
     def idle(self) -> bool:
-        return self.open_request is None and not self.awaiting and (
+        return self.open_request is None and not self.awaiting and not self.held and (
             self.tcp_stream is None or self.tcp_stream.ctx.finished)
+
+    @property
+    def reading(self) -> bool:
+        """Envoy reads the next request: the one before has its response, or is still coming."""
+        return not self.held and (self.open_request is not None or not self.awaiting)
 
 
 class Demux:
@@ -54,19 +62,41 @@ class Demux:
         elif p.is_tcp:
             self._tcp_packet(conn, index, p)
         elif p.forward_direction:
-            s = conn.open_request
-            if s is None:
-                s = self.e.open_stream(HttpStream, conn.id, index, p)
-                conn.awaiting.append(s)
-            conn.open_request = None if p.end_stream else s
-            s.request_packet(p)
+            if conn.reading:
+                self._request(conn, index, p)
+            else:
+                conn.held.append((index, p))
         else:
             s = conn.awaiting[0]
             if p.end_stream:
                 conn.awaiting.popleft()
             s.response_packet(p, index)  # type: ignore[union-attr]
+            if p.end_stream:
+                self._release(conn)
         if self.e.streaming and conn.idle:
             del self.conns[key]  # idle: a later packet of this 5-tuple gets its id from the flow
+
+    def _request(self, conn: Connection, index: int, p: Packet) -> None:
+        s = conn.open_request
+        if s is None:
+            s = self.e.open_stream(HttpStream, conn.id, index, p)
+            conn.awaiting.append(s)
+        conn.open_request = None if p.end_stream else s
+        s.request_packet(p)
+
+    def _release(self, conn: Connection) -> None:
+        """The response before them has ended: Envoy reads the requests that waited."""
+        while conn.held and (conn.open_request is not None or not conn.awaiting):
+            index, p = conn.held.popleft()
+            self._request(conn, index, p)
+
+    def release_all(self) -> None:
+        """The trace ended: requests still waiting behind an unanswered one are read now, so the
+        report shows them (incomplete)."""
+        for conn in self.conns.values():
+            while conn.held:
+                index, p = conn.held.popleft()
+                self._request(conn, index, p)
 
     def forget_idle(self) -> None:
         """Drop the connections with nothing open (a later packet of their 5-tuple gets its id

@@ -175,6 +175,8 @@ class Engine:
         """The trace ended: late answers arrive (and ticks for --drain-ms), open streams end."""
         if drain:
             self.clock.drain(self.options.drain_ms)
+        if self.vm_ok:
+            self.demux.release_all()
         for stream in list(self.active.values()):
             if not stream.ctx.finished:
                 stream.finish_at_end()

@@ -17,6 +17,14 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 NO_BODY_STATUSES = {204, 304}  # an HTTP/1 response with these never carries a body
+# Hop-by-hop headers Envoy takes off a request before the filters see it (its HTTP/1 codec and
+# ConnectionManagerUtility::mutateRequestHeaders), with those the Connection header names, TE
+# unless it is "trailers", and "Expect: 100-continue" (Envoy answers it itself); of a response's,
+# the filters miss only keep-alive. Checked against
+# Envoy in tests/envoy (the hop-by-hop probe).
+REQUEST_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "upgrade",
+                      "transfer-encoding"}
+RESPONSE_HOP_BY_HOP = {"keep-alive"}
 
 
 def request_headers(p: Packet, request_id: str | None = None) -> Pairs:
@@ -48,6 +56,7 @@ def request_headers(p: Packet, request_id: str | None = None) -> Pairs:
     base.update(pseudo)
     if request_id is not None:
         names = {n for n, _ in rest}
+        rest = _without_hop_by_hop(rest)
         rest += framing(p, names)
         if "x-forwarded-proto" not in names:
             rest.append(("x-forwarded-proto", p.scheme))
@@ -66,10 +75,23 @@ def response_headers(p: Packet, service_time_ms: int | None = None) -> Pairs:
     rest = [(n, v) for n, v in other if n != ":status"]
     if service_time_ms is not None:
         names = {n for n, _ in rest}
+        rest = [(n, v) for n, v in rest if n not in RESPONSE_HOP_BY_HOP]
+        # Envoy's HTTP/1 codec takes transfer-encoding aside while parsing: it comes last
+        rest = [h for h in rest if h[0] != "transfer-encoding"] + \
+            [h for h in rest if h[0] == "transfer-encoding"]
         if p.status not in NO_BODY_STATUSES:
             rest += framing(p, names, response=True)
         rest.append(("x-envoy-upstream-service-time", str(service_time_ms)))
     return [(b":status", status.encode())] + [(n.encode(), v.encode()) for n, v in rest]
+
+
+def _without_hop_by_hop(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    nominated = {token.strip().lower() for n, v in headers if n == "connection"
+                 for token in v.split(",")}
+    return [(n, v) for n, v in headers
+            if n not in REQUEST_HOP_BY_HOP and n not in nominated
+            and not (n == "te" and v.strip().lower() != "trailers")
+            and not (n == "expect" and v.strip().lower() == "100-continue")]
 
 
 def framing(p: Packet, names: set[str], *, response: bool = False) -> list[tuple[str, str]]:

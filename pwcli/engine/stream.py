@@ -67,11 +67,15 @@ class Stream:
         """Forget what has not reached the plugin yet."""
 
     # -- the end ----------------------------------------------------------------------------
+    # How a stream ends, in Envoy's order. HTTP: the access log runs before the filter is
+    # destroyed (``Context::log``, then ``Context::onDestroy``); a network filter's connection is
+    # destroyed first and logged after (TcpStream). Both checked against Envoy in tests/envoy.
+    ENDING = ("proxy_on_log", "proxy_on_done", "proxy_on_delete")
+
     def complete(self) -> None:
-        """The stream is over: ``proxy_on_log``, ``proxy_on_done``, ``proxy_on_delete``, in Envoy's
-        order (the access log runs before the filter is destroyed: ``Context::log``, then
-        ``Context::onDestroy``). ``proxy_on_done``'s result does not delay the delete of a stream
-        context: cpp-host's ``WasmBase::done`` only ever waits for root contexts."""
+        """The stream is over: the ENDING callbacks. ``proxy_on_done``'s result does not delay the
+        delete of a stream context: cpp-host's ``WasmBase::done`` only ever waits for root
+        contexts."""
         s = self.ctx
         if s.finished:
             return
@@ -82,11 +86,10 @@ class Stream:
             return
         vm = self.e.vm
         try:
-            s.in_log = True
-            vm.call(s, "proxy_on_log", s.id)
-            s.in_log = False
-            vm.call(s, "proxy_on_done", s.id)
-            vm.call(s, "proxy_on_delete", s.id)
+            for callback in self.ENDING:
+                s.in_log = callback == "proxy_on_log"
+                vm.call(s, callback, s.id)
+                s.in_log = False
         except VmFailed:
             pass
         finally:

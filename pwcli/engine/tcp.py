@@ -30,6 +30,7 @@ CLOSES: dict[tuple[bool, str], list[tuple[str, Any]]] = {
 
 class TcpStream(Stream):
     kind = "tcp"
+    ENDING = ("proxy_on_done", "proxy_on_log", "proxy_on_delete")
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)  # type: ignore[arg-type]

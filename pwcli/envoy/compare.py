@@ -23,7 +23,9 @@ from .upstream import Received
 # Added by Envoy after the plugin ran, so outside what the plugin decides: not compared.
 # transfer-encoding is framing the codecs choose on each hop (the filter sees a response's only).
 AFTER_PLUGIN_REQUEST = {"x-envoy-expected-rq-timeout-ms", "transfer-encoding"}  # upstream side
-AFTER_PLUGIN_RESPONSE = {"date", "server", "transfer-encoding"}  # the connection manager
+# the connection manager (date, server; hop-by-hop headers taken off, connection: close added)
+AFTER_PLUGIN_RESPONSE = {"date", "server", "transfer-encoding", "connection", "keep-alive",
+                         "proxy-connection", "upgrade"}
 # Added to an http call by Envoy's async client and router, after the plugin made it.
 AFTER_PLUGIN_CALLOUT = {"x-envoy-internal", "x-envoy-expected-rq-timeout-ms", "content-length",
                         "transfer-encoding"}
@@ -39,8 +41,9 @@ NOT_COMPARED = [
     "the plugin's clock: Envoy's is real, pwcli's virtual (epoch times in log lines are masked)",
     "x-request-id values (random in Envoy) and x-envoy-upstream-service-time values (real time)",
     "headers Envoy adds after the plugin: x-envoy-expected-rq-timeout-ms upstream, date and "
-    "server downstream; transfer-encoding on the wire (each hop's codec frames the body: what "
-    "the plugin saw of it is in its log lines)",
+    "server downstream, and the hop-by-hop headers it takes off or adds on the way to the client "
+    "(connection, keep-alive, proxy-connection, upgrade); transfer-encoding on the wire (each "
+    "hop's codec frames the body: what the plugin saw of it is in its log lines)",
     "how many VMs start: Envoy starts the plugin once per thread (their start-up logs are "
     "compared as one)",
     "values drawn from WASI random_get (seeded in pwcli, random in Envoy)",

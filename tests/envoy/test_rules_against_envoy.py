@@ -258,3 +258,80 @@ def test_properties_in_each_phase(tmp_path: Path) -> None:
     assert ("info", "response request.path 1") in logs  # request headers gone by then
     assert ("info", "log request.path 0 /") in logs
     assert ("info", "request response.headers size 4") in logs  # an empty map
+
+
+def _agree_example(packets: list[dict[str, Any]], name: str) -> pwcli.Run:
+    """The example plugin (it logs every header it is shown and its end callbacks) in both."""
+    plugin = pwcli.load_plugin(EXAMPLES / "myproject.wasm")
+    trace = pwcli.parse_trace(packets, source=f"{name}.json")
+    run = pwcli.replay(plugin, trace)
+    c = compare_with_envoy(plugin, trace, run=run)
+    assert (c.verdict, [d.to_json() for d in c.differences]) == ("agree", [])
+    return run
+
+
+@pytest.mark.parametrize(("side", "how"), [(True, "fin"), (False, "fin"), (True, "rst"),
+                                           (False, "rst")])
+def test_a_connection_ends_with_done_then_log(side: bool, how: str) -> None:
+    """A network filter's connection is destroyed before it is logged (found by replaying a
+    capture's TCP flow through a plugin that logs its end callbacks)."""
+    client, server = ("10.0.0.2", 40100), ("10.0.0.1", 7000)
+    closer = (client, server) if side else (server, client)
+    packets = [
+        {"sip": client[0], "sp": client[1], "dip": server[0], "dp": server[1],
+         "forward_direction": True, "data": "PING"},
+        {"sip": server[0], "sp": server[1], "dip": client[0], "dp": client[1],
+         "forward_direction": False, "data": "PONG", "delta_ms": 2},
+        {"sip": closer[0][0], "sp": closer[0][1], "dip": closer[1][0], "dp": closer[1][1],
+         "forward_direction": side, "close": how, "delta_ms": 3}]
+    run = _agree_example(packets, "tcp_end")
+    assert [m for _, m in run.logs(stream=0)][-3:] == ["onDone 2", "onLog 2", "onDelete 2"]
+
+
+def _req(port: int, path: str, headers: list[list[str]], **more: Any) -> dict[str, Any]:
+    return {"sip": "10.0.0.2", "sp": port, "dip": "10.0.0.1", "dp": 80,
+            "forward_direction": True, "method": "GET", "uri_path": path, "headers": headers,
+            **more}
+
+
+def _resp(port: int, headers: list[list[str]], body: str = "ok") -> dict[str, Any]:
+    return {"sip": "10.0.0.1", "sp": 80, "dip": "10.0.0.2", "dp": port,
+            "forward_direction": False, "headers": headers, "body": body}
+
+
+def test_hop_by_hop_headers_are_off_before_the_plugin() -> None:
+    """Found replaying real captures: Envoy takes Connection, Keep-Alive, Proxy-Connection,
+    Upgrade, Transfer-Encoding, what Connection names, TE (unless "trailers") and "Expect:
+    100-continue" off a request before the filters; of a response, only Keep-Alive (its
+    Transfer-Encoding comes last)."""
+    run = _agree_example([
+        _req(40001, "/a", [["Host", "x"], ["Connection", "keep-alive, X-Foo"],
+                           ["Keep-Alive", "timeout=5"], ["Proxy-Connection", "keep-alive"],
+                           ["X-Foo", "1"], ["TE", "trailers"], ["Expect", "100-continue"]]),
+        _resp(40001, [["Connection", "keep-alive"], ["Keep-Alive", "timeout=5"],
+                      ["content-length", "2"]]),
+        _req(40002, "/b", [["Host", "x"], ["Upgrade", "h2c"], ["Connection", "Upgrade"],
+                           ["TE", "gzip"], ["Transfer-Encoding", "chunked"]], body="abc"),
+        _resp(40002, [["Connection", "x-baz"], ["x-baz", "3"], ["Proxy-Connection", "close"],
+                      ["Transfer-Encoding", "chunked"], ["Upgrade", "foo"]]),
+    ], "hop_by_hop")
+    first, second = run.streams
+    assert [n for n, _ in first.request_headers][4:] == [
+        "te", "x-forwarded-proto", "x-request-id", "a"]
+    assert [n for n, _ in second.request_headers][4:] == ["x-forwarded-proto", "x-request-id",
+                                                          "a"]
+    assert [n for n, _ in second.response_headers][1:] == [
+        "connection", "x-baz", "proxy-connection", "upgrade", "transfer-encoding",
+        "x-envoy-upstream-service-time", "x-wasm-custom"]
+
+
+def test_a_pipelined_request_waits_for_the_response_before_it() -> None:
+    """Found replaying a capture: Envoy's HTTP/1 codec reads the next request on a connection
+    only once the response before it has ended, so its stream opens then."""
+    run = _agree_example([
+        _req(40003, "/one", [["Host", "x"]]), _req(40003, "/two", [["Host", "x"]], delta_ms=1),
+        _resp(40003, [["content-length", "2"]]) | {"delta_ms": 5},
+        _resp(40003, [["content-length", "2"]]) | {"delta_ms": 5}], "pipelined")
+    opened = [(e.t_ns // 1_000_000, e.args["context_id"]) for e in run.events
+              if e.name == "proxy_on_context_create" and e.stream is not None]
+    assert opened == [(0, 2), (6, 3)]  # the second at the first response's time, not at 1 ms
