@@ -135,7 +135,14 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
     from .pacing import Progress, chain
     from .plugin import load_plugin
     from .report import dumps, event_line, make_console, render_table, to_json
-    from .traffic.cli import is_capture, one_request, open_input, report_capture, spooled
+    from .traffic.cli import (
+        is_capture,
+        one_request,
+        open_input,
+        report_capture,
+        spooled,
+        whole,
+    )
 
     request = one_request(kw)
     if update_golden and golden is None:
@@ -177,7 +184,9 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
 
             check_available()  # exit 2 with how to install Envoy, before anything runs
         tr = source = open_input(trace, request, flow_filter)
-        if workers > 1 and is_capture(source):  # workers share out a trace file: write one
+        if against and is_capture(source):  # Envoy is driven from a trace held whole
+            tr = whole(source)
+        elif workers > 1 and is_capture(source):  # workers share out a trace file: write one
             tr = spooled(source, stack.enter_context(tempfile.TemporaryDirectory(prefix="pwcli-")))
         # Streamed traces (JSON Lines, big arrays) are read once, as they replay: no expect blocks.
         streamed = getattr(tr, "streaming", False)

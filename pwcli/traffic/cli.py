@@ -102,6 +102,13 @@ def report_capture(tr: Any) -> None:
         click.echo(tr.summary(), err=True)
 
 
+def whole(capture: Any) -> Any:
+    """The capture read into a Trace held in memory (what --against envoy drives Envoy with)."""
+    from ..trace import parse_trace
+
+    return parse_trace({"packets": list(capture.dicts())}, source=capture.source)
+
+
 def spooled(capture: Any, directory: str) -> Any:
     """The capture converted into a JSON Lines trace in ``directory``, for --workers (each worker
     reads its share of a trace file)."""
