@@ -53,11 +53,11 @@
     return row;
   }
 
-  function timeline(events) {
+  function timeline(events, withStream) {
     var body = el("tbody", {}, events.map(eventRow));
+    var heads = (withStream ? ["stream"] : []).concat(["ms", "ctx", "kind", "call / log", "result"]);
     return el("table", {"class": "pw-timeline"}, [
-      el("thead", {}, [el("tr", {}, ["ms", "ctx", "kind", "call / log", "result"].map(
-        function (h) { return el("th", {text: h}); }))]), body]);
+      el("thead", {}, [el("tr", {}, heads.map(function (h) { return el("th", {text: h}); }))]), body]);
   }
 
   /* The headers as the plugin left them, each marked with what it did: added, replaced,
@@ -241,7 +241,7 @@
   /* pwcli ui: a timeline that fills while the run goes on, before the whole report replaces it. */
   function live(root) {
     root.textContent = "";
-    var table = timeline([]);
+    var table = timeline([], true);
     root.appendChild(el("main", {"class": "pw-main"}, [el("h2", {text: "running\u2026"}), table]));
     var tbody = table.querySelector("tbody");
     return function (ev) {
