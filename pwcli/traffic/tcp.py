@@ -132,6 +132,8 @@ class Reassembler:
             yield Close(conn.flow, from_client, "rst", seg.ts)
             del self.conns[key]
             return
+        if side.closed and not (syn or rst):
+            return  # nothing comes after a FIN: a retransmission, or sequence numbers gone wrong
         if side.next is None:
             side.next = side.start = (seg.seq + 1) % WRAP if syn else seg.seq
         seq = (seg.seq + 1) % WRAP if syn else seg.seq

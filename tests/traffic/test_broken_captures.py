@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pwcli.cli import main
@@ -95,6 +95,7 @@ def test_any_bytes_after_a_pcap_header(tmp_path: Path, body: bytes) -> None:
 @FUZZ
 @given(flips=st.lists(st.tuples(st.integers(24, len(GOOD) - 1), st.integers(0, 255)),
                       min_size=1, max_size=20))
+@example(flips=[(630, 208)])  # a sequence number that puts data after the FIN
 def test_a_real_capture_with_bytes_changed(tmp_path: Path, flips: list[tuple[int, int]]) -> None:
     data = bytearray(GOOD)
     for at, value in flips:
