@@ -241,22 +241,30 @@ def test_the_loop_proxy_record_ctrl_c_replay(upstream: Upstream, tmp_path: Path)
     assert result.stdout.count("(absent) -> 'FOO'") == 2
 
 
-def _line_with(stream: Any, text: str, seconds: float = 60) -> str:
-    """The first line of a child's output containing ``text``, waiting on the pipe (select)."""
-    import select
-    import time
+class _Lines:
+    """A child's output read line by line from its file descriptor, waiting with select (no
+    buffer of Python's in between that select could not see)."""
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([stream], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        line = stream.readline()
-        if not line:
-            break
-        if text in line:
-            return line
-    raise AssertionError(f"no line with {text!r}")
+    def __init__(self, stream: Any) -> None:
+        self.fd = stream.fileno()
+        self.pending = b""
+
+    def until(self, text: str, seconds: float = 60) -> str:
+        import select
+        import time
+
+        deadline = time.monotonic() + seconds
+        while True:
+            while b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                if text in line.decode():
+                    return line.decode() + "\n"
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(left, 0))
+            chunk = os.read(self.fd, 65536) if ready else b""
+            if not chunk:
+                raise AssertionError(f"no line with {text!r}")
+            self.pending += chunk
 
 
 def test_watch_reloads_a_rebuilt_plugin(upstream: Upstream, tmp_path: Path) -> None:
@@ -265,14 +273,15 @@ def test_watch_reloads_a_rebuilt_plugin(upstream: Upstream, tmp_path: Path) -> N
     proc = subprocess.Popen(
         [sys.executable, "-m", "pwcli", "proxy", "--wasm", str(wasm), "--root-id", "as_deny",
          "--config", "{}", "--upstream", upstream.url, "--listen", "127.0.0.1:0", "--watch"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, bufsize=1)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines = _Lines(proc.stderr)
     try:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", _line_with(proc.stderr, "pwcli proxy: http"))
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", lines.until("pwcli proxy: http"))
                    .group(1))  # type: ignore[union-attr]
         [(status, headers, _)] = _get(("127.0.0.1", port), [("GET", "/", None)])
         assert "x-wasm-custom" not in headers
         shutil.copy(EXAMPLES / "myproject.wasm", wasm)  # the build wrote a new plugin
-        assert _line_with(proc.stderr, "reloaded") == \
+        assert lines.until("reloaded") == \
             "pwcli proxy: reloaded plugin.wasm in a new Envoy\n"
         [(status, headers, _)] = _get(("127.0.0.1", port), [("GET", "/", None)])
         assert (status, headers["x-wasm-custom"]) == (200, "FOO")
