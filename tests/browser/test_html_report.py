@@ -114,3 +114,16 @@ def test_golden_differences_are_highlighted_in_place(browser: Any, tmp_path: Pat
     assert diff.text.startswith("golden differs: streams[1] (10.0.0.2:50125 -> 10.0.0.1:443): "
                                 "response header x-wasm-custom")
     assert "has-diff" in browser.find_element(By.ID, "stream-1").get_attribute("class")
+
+
+def test_metrics_and_shared_data_are_shown(browser: Any, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["replay", str(ROOT / "traces" / "go_headers.json"),
+                                       "--wasm", str(EXAMPLES / "go_wasip1.wasm"),
+                                       "--format", "html"])
+    path = tmp_path / "go.html"
+    path.write_text(result.stdout)
+    _open(browser, path)
+    metrics = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "table.pw-metrics tr")]
+    assert metrics == ['go_requests {"type":"counter","value":2}']
+    shared = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "table.pw-shared tbody tr")]
+    assert shared == ["go_hits 2 2"]

@@ -292,3 +292,23 @@ def test_watch_reloads_a_rebuilt_plugin(upstream: Upstream, tmp_path: Path) -> N
             proc.kill()
             proc.wait()
         proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_a_local_reply_live_is_a_local_reply_replayed(upstream: Upstream) -> None:
+    seen = []
+    with LiveProxy(_setup(EXAMPLES / "as_deny.wasm", "as_deny", "{}"), upstream.server_address,
+                   listen=("127.0.0.1", 0), on_stream=seen.append) as proxy:
+        conn = http.client.HTTPConnection(*proxy.address, timeout=30)
+        conn.request("GET", "/secret", headers={"x-deny": "1"})
+        answer = conn.getresponse()
+        status, body = answer.status, answer.read()
+        conn.close()
+        recording = proxy.recording()
+    assert status == 403 and upstream.received == []
+    assert [s.origin for s in seen] == ["local reply"]
+    assert [p["forward_direction"] for p in recording["packets"]] == [True]  # no answer to record
+    run = replay(load_plugin(str(EXAMPLES / "as_deny.wasm")), parse_trace(recording),
+                 ReplayOptions())
+    (s,) = run.streams
+    assert s.local_reply is not None and s.local_reply.status == 403
+    assert s.local_reply.body == body

@@ -234,6 +234,16 @@
         return el("tr", {}, [el("td", {"class": "mono", text: n}), el("td", {"class": "mono", text: show(metrics[n])})]);
       }))]));
     }
+    var shared = data.shared_data || [];
+    if (shared.length) {
+      main.appendChild(el("h2", {text: "shared data"}));
+      main.appendChild(el("table", {"class": "pw-shared"}, [
+        el("thead", {}, [el("tr", {}, ["key", "value", "cas"].map(function (h) { return el("th", {text: h}); }))]),
+        el("tbody", {}, shared.map(function (d) {
+          return el("tr", {}, [el("td", {"class": "mono", text: d.key}), el("td", {"class": "mono", text: d.value}),
+                               el("td", {"class": "mono", text: String(d.cas)})]);
+        }))]));
+    }
     main.appendChild(el("section", {"class": "pw-stream", "data-stream": "vm", "id": "stream-vm"}, [
       el("h2", {text: "VM (start-up, root context)"}), timeline(byStream.vm || [])]));
   }
