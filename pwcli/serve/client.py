@@ -131,13 +131,18 @@ def list_(filter: str, server: str, fmt: str) -> None:  # noqa: A002 - the origi
 @SERVER
 @FORMAT
 def send(key: str, trace: str, server: str, fmt: str) -> None:
-    """Send TRACE's packets to VM KEY (project: to every VM of the project)."""
+    """Send TRACE's packets to VM KEY (project: to every VM of the project). TRACE may be a
+    capture (pcap, pcapng, HAR), told by its content."""
     from ..trace import load_trace
+    from ..traffic.cli import report_capture
+    from ..traffic.convert import open_capture
 
     project, name = split_key(key)
-    tr = load_trace(trace)
+    capture = open_capture(trace)
+    source = capture.packets if capture is not None else load_trace(trace).packets
     packets = [from_trace_packet(p.model_dump(mode="json", exclude={"expect"}, by_alias=True))
-               for p in tr.packets]
+               for p in source]
+    report_capture(capture)  # what the capture skipped and held, on stderr
     reply = _check(Client(server).call("SendTraffic", pb.WasmSendTrafficRequest(
         project=project, vm_name=name, packets=packets)))
     streams = [{"vm": s.vm_key, "index": s.index, "client": s.client, "server": s.server,

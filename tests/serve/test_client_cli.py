@@ -103,3 +103,15 @@ def _handlers(host: WasmHost) -> dict[str, grpc.RpcMethodHandler]:
 
     pb_grpc.add_WasmHostServicer_to_server(host, Capture())
     return captured
+
+
+def test_send_a_capture(server: Server) -> None:
+    s = ["--server", server.address]
+    cli("launch", ":cap", "myproject.wasm", *s)
+    capture = Path(__file__).resolve().parents[1] / "data" / "captures" / "session.har"
+    r = cli("send", ":cap", str(capture), *s, "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    streams = json.loads(r.stdout)["streams"]
+    assert len(streams) == 4 and all(not st["open"] for st in streams)
+    assert all(["x-wasm-custom", "FOO"] in st["response_headers"] for st in streams)
+    assert r.stderr == f"{capture}: 4 HTTP streams from 4 connections\n"
