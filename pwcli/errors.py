@@ -93,3 +93,13 @@ class GuestExit(Exception):  # noqa: N818 - a control-flow signal, not an error
     def __init__(self, code: int) -> None:
         self.code = code
         super().__init__(f"proc_exit({code})")
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> InputError:
+    """The one line for an address a server of pwcli's cannot listen on (exit status 2)."""
+    import os
+
+    from .textutil import hostport
+
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    return InputError(f"{hostport(host, port)}: cannot listen there ({why})")

@@ -189,11 +189,17 @@ def dumps(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def event_line(ev: Event) -> str:
-    """One JSON Lines record per event, for ``--format jsonl``."""
+def event_record(ev: Event) -> dict[str, Any]:
+    """An event with the stream it belongs to (None: the VM's), as the run's timeline shows it."""
     rec = event_json(ev)
     rec["stream"] = ev.stream
-    return json.dumps(rec, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return rec
+
+
+def event_line(ev: Event) -> str:
+    """One JSON Lines record per event, for ``--format jsonl``."""
+    return json.dumps(event_record(ev), sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 # -- table ---------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ class Connection:
 
     @property
     def reading(self) -> bool:
-        """Envoy reads the next request: the one before has its response, or is still coming."""
-        return not self.held and (self.open_request is not None or not self.awaiting)
+        """Envoy reads this connection: a request is still arriving, or none awaits its
+        response."""
+        return self.open_request is not None or not self.awaiting
 
 
 class Demux:
@@ -62,7 +63,7 @@ class Demux:
         elif p.is_tcp:
             self._tcp_packet(conn, index, p)
         elif p.forward_direction:
-            if conn.reading:
+            if conn.reading and not conn.held:
                 self._request(conn, index, p)
             else:
                 conn.held.append((index, p))
@@ -86,7 +87,7 @@ class Demux:
 
     def _release(self, conn: Connection) -> None:
         """The response before them has ended: Envoy reads the requests that waited."""
-        while conn.held and (conn.open_request is not None or not conn.awaiting):
+        while conn.held and conn.reading:
             index, p = conn.held.popleft()
             self._request(conn, index, p)
 

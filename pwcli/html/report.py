@@ -19,8 +19,9 @@ from typing import Any
 GOLDEN_STREAM = re.compile(r"^streams\[(\d+)\]")
 
 
-def asset(name: str) -> str:
-    return resources.files("pwcli.html").joinpath("assets", name).read_text(encoding="utf-8")
+def asset(name: str, package: str = "pwcli.html") -> str:
+    """A file of ``package``'s assets directory (the page's styles and scripts)."""
+    return resources.files(package).joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def safe_json(data: Any) -> str:
@@ -33,13 +34,9 @@ def safe_json(data: Any) -> str:
 def report_data(run: Any, *, comparison: Any = None, golden: Any = None) -> dict[str, Any]:
     """What the page shows: the JSON report, every event in order (logs included), and the
     comparisons' differences with the stream each belongs to."""
-    from ..report import event_json, to_json
+    from ..report import event_record, to_json
 
-    timeline = []
-    for ev in run.events:
-        rec = event_json(ev)
-        rec["stream"] = ev.stream
-        timeline.append(rec)
+    timeline = [event_record(ev) for ev in run.events]
     data: dict[str, Any] = {"report": to_json(run), "timeline": timeline,
                             "title": f"pwcli replay: {run.plugin['file']}",
                             "envoy": comparison.to_json() if comparison is not None else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ import click
 
 from ..cliargs import key_values, text_or_file
 from ..errors import InputError, PwcliError
+from ..filewatch import FileWatch
 from ..textutil import hostport
 
 POLL_SECONDS = 0.2  # how often Envoy's new log lines are shown and the plugin's file looked at
@@ -108,19 +108,17 @@ def _run(wasm: str, upstream: str, listen: str, clusters: tuple[str, ...], recor
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"pwcli proxy: http://{hostport(*proxy.address)} -> Envoy {envoy_version()} "
                f"with {path.name} -> {upstream}", err=True)
-    seen = _mtime(path)
+    rebuilt = FileWatch(path)
     try:
         while not stop.wait(POLL_SECONDS):
             logs()
-            if watch and (now := _mtime(path)) != seen:
-                if now == _mtime(path, settle=True):  # the build finished writing it
-                    seen = now
-                    try:
-                        proxy.reload()
-                        note(f"pwcli proxy: reloaded {path.name} in a new Envoy")
-                    except EnvoyRefused as refused:
-                        note(f"pwcli proxy: Envoy refused the rebuilt plugin ({refused.reason}); "
-                             "the previous one keeps serving")
+            if watch and rebuilt.changed():
+                try:
+                    proxy.reload()
+                    note(f"pwcli proxy: reloaded {path.name} in a new Envoy")
+                except EnvoyRefused as refused:
+                    note(f"pwcli proxy: Envoy refused the rebuilt plugin ({refused.reason}); "
+                         "the previous one keeps serving")
     except KeyboardInterrupt:
         pass
     finally:
@@ -132,15 +130,6 @@ def _run(wasm: str, upstream: str, listen: str, clusters: tuple[str, ...], recor
         write_recording(trace, Path(record))
         note(f"pwcli proxy: wrote {len(trace['packets'])} packets to {record}")
     return 0
-
-
-def _mtime(path: Path, *, settle: bool = False) -> int | None:
-    if settle:
-        threading.Event().wait(POLL_SECONDS)
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
 
 
 def url_address(url: str, option: str) -> tuple[str, int]:

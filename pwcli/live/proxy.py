@@ -19,7 +19,6 @@ memory between the two processes, for no gain here).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 from ..envoy import config as envoy_config
 from ..envoy.driver import wasm_logs
 from ..envoy.process import EnvoyProcess
-from ..errors import InputError
+from ..errors import cannot_listen
 from .relay import Address, Relay
 from .streams import LiveStream, LiveStreams
 
@@ -71,9 +70,7 @@ class LiveProxy:
         try:
             relay = Relay(listen, target, tap, proxy_protocol=proxy)
         except OSError as exc:
-            host = f"[{listen[0]}]" if ":" in listen[0] else listen[0]
-            why = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise InputError(f"{host}:{listen[1]}: cannot listen there ({why})") from None
+            raise cannot_listen(*listen, exc) from None
         self.relays.append(relay)
         return relay
 

@@ -67,13 +67,11 @@ class HttpTap:
         self.flows: dict[int, HttpFlow] = {}
         self.current: dict[tuple[int, bool], Message] = {}
         self.counts: dict[tuple[int, bool], int] = {}
-        self.peers: dict[int, tuple[Address, Address]] = {}
 
     def opened(self, conn: int, client: Address, server: Address) -> None:
         with self.lock:
-            self.peers[conn] = (client, server)
             flow = Flow(conn, client, server)
-            self.flows[conn] = HttpFlow(flow, lambda p, ts: self._packet(conn, p, ts),
+            self.flows[conn] = HttpFlow(flow, lambda p, ts: self._packet(flow, p, ts),
                                         lambda line: self.note(f"{self.name}: {line}"))
 
     def data(self, conn: int, from_client: bool, data: bytes, ts: float) -> None:
@@ -92,18 +90,17 @@ class HttpTap:
                 return
             flow.finish()
             del self.flows[conn]
+            for forward in (True, False):
+                self.counts.pop((conn, forward), None)
 
-    def _packet(self, conn: int, packet: dict[str, Any], ts: float) -> None:
+    def _packet(self, flow: Flow, packet: dict[str, Any], ts: float) -> None:
         forward = packet["forward_direction"]
-        key = (conn, forward)
-        client, server = self.peers[conn]
-        src, dst = (client, server) if forward else (server, client)
-        packet = {"sip": src[0], "sp": src[1], "dip": dst[0], "dp": dst[1], **packet}
+        key = (flow.number, forward)
         msg = self.current.get(key)
         if msg is None or "method" in packet or "status" in packet:
             index = self.counts.get(key, 0)
             self.counts[key] = index + 1
-            msg = Message(conn, client, server, forward, index)
+            msg = Message(flow.number, flow.client, flow.server, forward, index)
             self.current[key] = msg
         msg.packets.append((packet, ts))
         if packet.get("end_stream", True):

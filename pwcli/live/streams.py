@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..traffic.convert import with_delays
+from ..traffic.convert import payload, with_delays
+from ..traffic.tcp import addressed
 from .recorder import HttpTap, Message
 
 # Headers Envoy itself adds or rewrites on the way (not the plugin's doing): left out of the
@@ -34,7 +35,6 @@ class LiveStream:
     response: Message  # as the client got it
     upstream_request: Message | None  # as the upstream got it (None: it never went there)
     upstream_response: Message | None
-    logs: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def origin(self) -> str:
@@ -130,18 +130,14 @@ class LiveStreams:
     def recording(self, plugin: dict[str, Any]) -> dict[str, Any]:
         """The trace of the run: each request as the client sent it, the upstream's own answer to
         it on the same connection, the clusters' answers; timing from the relays' clocks."""
-        from ..traffic.convert import payload
-
         with self.lock:
+            answers = {id(s.request): s.upstream_response for s in self.streams}
             timed: list[tuple[dict[str, Any], float]] = []
             for _key, request in sorted(self.requests.items()):
                 timed += request.packets
-                rid = next((s.response.header("x-request-id") for s in self.streams
-                            if s.request is request), None)
-                answer = self.exchanges.get(rid or "", {}).get("response")
-                if answer is not None:
-                    (cip, cport), (sip, sport) = request.client, request.server
-                    timed += [({**p, "sip": sip, "sp": sport, "dip": cip, "dp": cport}, ts)
+                answer = answers.get(id(request))
+                if answer is not None:  # on the client's connection
+                    timed += [(addressed(p, request.client, request.server), ts)
                               for p, ts in answer.packets]
             timed.sort(key=lambda pt: pt[1])
             upstreams = {name: [{k: payload(v) if isinstance(v, bytes) else v

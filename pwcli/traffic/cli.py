@@ -59,16 +59,13 @@ def one_request(kw: dict[str, Any]) -> OneRequest | None:
 
 def open_input(trace: str | None, request: OneRequest | None, flow_filter: str | None) -> Any:
     """What to replay: a trace file, a capture (by its content), or the one request."""
-    from ..trace import parse_trace
     from ..tracestream import open_trace
     from .convert import open_capture
 
     if (trace is None) == (request is None):
         raise click.UsageError("give a TRACE (a trace, pcap, pcapng or HAR file) or --request")
     if request is not None:
-        if flow_filter is not None:
-            raise click.UsageError("--filter selects connections of a capture, not of --request")
-        return parse_trace(request_trace(request), source="--request")
+        return _request(request, flow_filter)[1]
     assert trace is not None
     select = _filter(flow_filter)
     capture = open_capture(trace, select=select)
@@ -77,6 +74,16 @@ def open_input(trace: str | None, request: OneRequest | None, flow_filter: str |
     if flow_filter is not None:
         raise click.UsageError(f"--filter selects connections of a capture; {trace} is a trace")
     return open_trace(trace)
+
+
+def _request(request: OneRequest, flow_filter: str | None) -> tuple[dict[str, Any], Any]:
+    """The one request's trace, as JSON and checked as a Trace (its file read once)."""
+    from ..trace import parse_trace
+
+    if flow_filter is not None:
+        raise click.UsageError("--filter selects connections of a capture, not of --request")
+    raw = request_trace(request)
+    return raw, parse_trace(raw, source="--request")
 
 
 def _filter(text: str | None) -> Any:
@@ -141,9 +148,11 @@ def convert_cmd(capture: str | None, output: str | None, fmt: str | None,
             if not os.path.exists(capture):
                 raise InputError(f"{capture}: no such file")
             raise InputError(f"{capture}: not a pcap, pcapng or HAR file (by its content)")
-        tr = open_input(capture, request, flow_filter)  # checks the options and the request
-        packets = tr.dicts() if is_capture(tr) else \
-            request_trace(request)["packets"]  # type: ignore[arg-type]
+        if request is not None and capture is None:
+            tr, packets = None, _request(request, flow_filter)[0]["packets"]
+        else:
+            tr = open_input(capture, request, flow_filter)  # checks the options
+            packets = tr.dicts()
         if output is None or output == "-":
             from .convert import write_trace
 

@@ -19,7 +19,7 @@ from .detect import sniff
 from .flowfilter import Endpoint
 from .tally import Tally, Timed
 
-FIRST_KEYS = ("sip", "sp", "dip", "dp", "forward_direction", "delta_ms")
+FIRST_KEYS = ("sip", "sp", "dip", "dp", "forward_direction")  # then delta_ms, then the rest
 
 
 class CaptureTrace:
@@ -33,13 +33,11 @@ class CaptureTrace:
     version = 1
 
     def __init__(self, path: str, kind: str,
-                 select: Callable[[Endpoint, Endpoint], bool] | None = None,
-                 note: Callable[[str], None] | None = None) -> None:
+                 select: Callable[[Endpoint, Endpoint], bool] | None = None) -> None:
         self.source = path
         self.kind = kind  # "pcap" | "pcapng" | "har"
         self.select = select
-        self.notes: list[str] = []
-        self.note = note
+        self.notes: list[str] = []  # what the last pass skipped, one line each
         self.tally = Tally()
         self.entries: Any = None
         if kind == "har":
@@ -58,11 +56,6 @@ class CaptureTrace:
                              "pip install 'pwcli[capture]'") from None
         return pcap
 
-    def _note(self, line: str) -> None:
-        self.notes.append(line)
-        if self.note is not None:
-            self.note(line)
-
     def timed(self) -> Iterator[Timed]:
         """Packets (dicts, without delta_ms) with their timestamps, in the capture's order."""
         self.tally = Tally()
@@ -75,8 +68,8 @@ class CaptureTrace:
                 packets = [(p, ts) for p, ts in packets
                            if self.select((p["sip"], p["sp"]), (p["dip"], p["dp"]))]
             return iter(packets)
-        return self._pcap().capture_packets(self.source, self.kind, self.tally, self._note,
-                                            self.select)
+        return self._pcap().capture_packets(self.source, self.kind, self.tally,
+                                            self.notes.append, self.select)
 
     def dicts(self) -> Iterator[dict[str, Any]]:
         """The trace's packets as JSON objects, ``delta_ms`` filled in."""
@@ -96,7 +89,7 @@ def with_delays(timed: Iterable[Timed]) -> Iterator[dict[str, Any]]:
     for packet, ts in timed:
         delta = 0.0 if last is None else max(0.0, ts - last) * 1000
         last = ts if last is None else max(last, ts)
-        out: dict[str, Any] = {k: packet[k] for k in FIRST_KEYS[:5]}
+        out: dict[str, Any] = {k: packet[k] for k in FIRST_KEYS}
         out["delta_ms"] = round(delta, 3)
         for k, v in packet.items():
             if k not in out:

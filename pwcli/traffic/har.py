@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..engine.messages import DEFAULT_PORTS
 from ..errors import TraceError
 from .tally import Tally, Timed
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 FIRST_CLIENT_PORT = 40000
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import h11
 
-from .tcp import Flow
+from .tcp import Flow, addressed
 
 Emit = Callable[[dict[str, Any], float], None]
 MAX_HEAD = 1 << 20  # an incomplete head larger than this is not HTTP worth waiting for
@@ -42,25 +42,17 @@ class HttpFlow:
         self.dead = False
         self.seen = {True: 0, False: 0}  # bytes of each side fed so far
         self.open = {True: False, False: False}  # a message of that side is under way
-        self.closed = {True: False, False: False}  # that side sent its FIN
 
     def data(self, from_client: bool, data: bytes, ts: float) -> None:
         if self.dead:
-            return
-        if self.closed[from_client]:  # a capture whose sequence numbers contradict themselves
-            self.dead = True
-            side = "client" if from_client else "server"
-            self.note(f"{self.flow.describe()}: the {side} sent data after its FIN; the rest of "
-                      "the connection is skipped")
             return
         self.seen[from_client] += len(data)
         (self.requests if from_client else self.responses).receive_data(data)
         self._pump(ts)
 
     def close(self, from_client: bool, ts: float) -> None:
-        if self.dead or self.closed[from_client]:
+        if self.dead:
             return
-        self.closed[from_client] = True
         (self.requests if from_client else self.responses).receive_data(b"")
         self._pump(ts)
 
@@ -186,7 +178,8 @@ class HttpFlow:
 
     def _flush(self, packet: dict[str, Any] | None, forward: bool, ts: float) -> None:
         if packet is not None:
-            self.emit({"forward_direction": forward, **packet}, ts)
+            self.emit(addressed({"forward_direction": forward, **packet}, self.flow.client,
+                                self.flow.server), ts)
 
 
 def _pairs(headers: Any) -> list[list[str]]:

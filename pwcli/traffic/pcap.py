@@ -15,7 +15,7 @@ from typing import Any
 from .frames import check, segments
 from .http1 import HttpFlow
 from .tally import Tally, Timed
-from .tcp import Close, Data, Flow, Lost, Reassembler
+from .tcp import Close, Data, Flow, Lost, Reassembler, addressed
 
 __all__ = ["Tally", "capture_packets", "check"]
 
@@ -25,18 +25,22 @@ REQUEST_LINE = re.compile(rb"[A-Z][A-Z_-]{0,19} [^ \r\n]")
 class _TcpFlow:
     """A connection that is not HTTP: its data as TCP packets, up to its first close."""
 
-    def __init__(self, emit: Callable[[dict[str, Any], float], None]) -> None:
+    def __init__(self, flow: Flow, emit: Callable[[dict[str, Any], float], None]) -> None:
+        self.flow = flow
         self.emit = emit
         self.closed = False
 
     def data(self, from_client: bool, data: bytes, ts: float) -> None:
         if not self.closed:
-            self.emit({"forward_direction": from_client, "data": data}, ts)
+            self._send({"forward_direction": from_client, "data": data}, ts)
 
     def close(self, from_client: bool, kind: str, ts: float) -> None:
         if not self.closed:
             self.closed = True
-            self.emit({"forward_direction": from_client, "close": kind}, ts)
+            self._send({"forward_direction": from_client, "close": kind}, ts)
+
+    def _send(self, packet: dict[str, Any], ts: float) -> None:
+        self.emit(addressed(packet, self.flow.client, self.flow.server), ts)
 
 
 class _Skipped:
@@ -130,10 +134,10 @@ class _Reader:
         elif first.from_client and data.startswith(b"PRI * HTTP/2.0"):
             h = self._skip(flow, "HTTP/2 (captures are read as HTTP/1.1; a HAR keeps HTTP/2)")
         elif first.from_client and REQUEST_LINE.match(data):
-            h = HttpFlow(flow, self._emitter(flow), self.skip_line)
+            h = HttpFlow(flow, self._emit, self.skip_line)
         else:
             self.tally.tcp += 1
-            h = _TcpFlow(self._emitter(flow))
+            h = _TcpFlow(flow, self._emit)
         self.flows[flow.number] = h
         return h
 
@@ -141,12 +145,7 @@ class _Reader:
         self.skip_line(f"{flow.describe()}: {why}; skipped")
         return _Skipped()
 
-    def _emitter(self, flow: Flow) -> Callable[[dict[str, Any], float], None]:
-        def emit(packet: dict[str, Any], ts: float) -> None:
-            src, dst = (flow.client, flow.server) if packet["forward_direction"] else \
-                (flow.server, flow.client)
-            if "method" in packet:
-                self.tally.http += 1
-            self.out.append(({"sip": src[0], "sp": src[1], "dip": dst[0], "dp": dst[1],
-                              **packet}, ts))
-        return emit
+    def _emit(self, packet: dict[str, Any], ts: float) -> None:
+        if "method" in packet:
+            self.tally.http += 1
+        self.out.append((packet, ts))

@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..cliargs import text_or_file
+from ..engine.messages import DEFAULT_PORTS
 from ..errors import InputError
 from .convert import payload
 
 CLIENT = ("10.0.0.2", 40000)
 SERVER_IP = "10.0.0.1"
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import dpkt
 
@@ -33,6 +34,13 @@ class Flow:
 
     def describe(self) -> str:
         return f"connection {self.number} ({_addr(self.client)} -> {_addr(self.server)})"
+
+
+def addressed(packet: dict[str, Any], client: tuple[str, int],
+              server: tuple[str, int]) -> dict[str, Any]:
+    """A trace packet with the addresses of its connection, by its direction."""
+    src, dst = (client, server) if packet["forward_direction"] else (server, client)
+    return {**packet, "sip": src[0], "sp": src[1], "dip": dst[0], "dp": dst[1]}
 
 
 def _unseen(side: _Side, ack: int) -> int:
@@ -132,7 +140,7 @@ class Reassembler:
             yield Close(conn.flow, from_client, "rst", seg.ts)
             del self.conns[key]
             return
-        if side.closed and not (syn or rst):
+        if side.closed and not syn:
             return  # nothing comes after a FIN: a retransmission, or sequence numbers gone wrong
         if side.next is None:
             side.next = side.start = (seg.seq + 1) % WRAP if syn else seg.seq
@@ -140,9 +148,9 @@ class Reassembler:
         if fin:
             side.fin = (seq + len(seg.data) + seg.missing) % WRAP
         if seg.missing:
-            yield from self._lose(conn, from_client, side.delivered,
-                                  f"the capture's snaplen cut frame {seg.frame} "
-                                  f"({seg.missing} bytes not kept)")
+            yield _lose(conn, from_client, side.delivered,
+                        f"the capture's snaplen cut frame {seg.frame} "
+                        f"({seg.missing} bytes not kept)")
             return
         other = conn.sides[not from_client]
         unseen = _unseen(other, seg.ack) if seg.flags & dpkt.tcp.TH_ACK else 0
@@ -150,15 +158,14 @@ class Reassembler:
             other.fin, other.closed = other.next, True
             yield Close(conn.flow, not from_client, "fin", seg.ts)
         elif unseen > 1:
-            yield from self._lose(conn, not from_client, other.delivered,
-                                  "the capture is missing a segment (acknowledged, never seen)")
+            yield _lose(conn, not from_client, other.delivered,
+                        "the capture is missing a segment (acknowledged, never seen)")
             return
         if seg.data:
             side.waiting[seq] = max(side.waiting.get(seq, b""), seg.data, key=len)
         yield from self._deliver(conn, from_client, seg.ts)
         if side.held() > MAX_WAITING:
-            yield from self._lose(conn, from_client, side.delivered,
-                                  "the capture is missing a segment")
+            yield _lose(conn, from_client, side.delivered, "the capture is missing a segment")
             return
         if conn.sides[True].closed and conn.sides[False].closed:
             del self.conns[key]
@@ -204,9 +211,10 @@ class Reassembler:
             side.closed = True
             yield Close(conn.flow, from_client, "fin", ts)
 
-    @staticmethod
-    def _lose(conn: _Conn, from_client: bool, offset: int, why: str) -> Iterator[Event]:
-        conn.lost = True
-        conn.sides[True].waiting.clear()
-        conn.sides[False].waiting.clear()
-        yield Lost(conn.flow, from_client, offset, why)
+
+def _lose(conn: _Conn, from_client: bool, offset: int, why: str) -> Lost:
+    """The connection lost bytes: nothing more of it is delivered."""
+    conn.lost = True
+    conn.sides[True].waiting.clear()
+    conn.sides[False].waiting.clear()
+    return Lost(conn.flow, from_client, offset, why)

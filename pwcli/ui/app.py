@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,17 +53,12 @@ class Hub:
             self.sockets.discard(ws)
 
 
+@functools.cache
 def page() -> str:
-    html = _ui_asset("ui.html")
-    return (html.replace("/*REPORT_CSS*/", asset("report.css"))
+    """The page, made once: the composer with the report's renderer inline."""
+    return (asset("ui.html", "pwcli.ui").replace("/*REPORT_CSS*/", asset("report.css"))
             .replace("/*REPORT_JS*/", asset("report.js"))
-            .replace("/*UI_JS*/", _ui_asset("ui.js")))
-
-
-def _ui_asset(name: str) -> str:
-    from importlib import resources
-
-    return resources.files("pwcli.ui").joinpath("assets", name).read_text(encoding="utf-8")
+            .replace("/*UI_JS*/", asset("ui.js", "pwcli.ui")))
 
 
 def create_app(dirs: list[Path], *, watch: bool = False) -> Starlette:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, PwcliError
+from ..errors import InputError, PwcliError, cannot_listen
 
 UI_HINT = "pwcli ui needs its web server: pip install 'pwcli[ui]' (Starlette and uvicorn)"
 
@@ -59,5 +59,4 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family)
     except OSError as exc:
-        raise InputError(f"{host}:{port}: cannot listen there "
-                         f"({exc.strerror or exc.__class__.__name__})") from None
+        raise cannot_listen(host, port, exc) from None

@@ -135,14 +135,12 @@ class Runs:
         from ..errors import PwcliError
         from ..html.report import report_data
         from ..plugin import load_plugin
-        from ..report import event_json
+        from ..report import event_record
 
         self.publish({"type": "started", "id": run.id, "label": run.spec.label()})
 
         def on_event(ev: Any) -> None:
-            rec = event_json(ev)
-            rec["stream"] = ev.stream
-            self.publish({"type": "event", "id": run.id, "event": rec})
+            self.publish({"type": "event", "id": run.id, "event": event_record(ev)})
 
         with self.lock:
             try:

@@ -180,6 +180,7 @@ def test_workers_share_out_a_capture() -> None:
                "--workers", "2")
     assert two.exit_code == 0
     assert json.loads(one.stdout)["summary"] == json.loads(two.stdout)["summary"]
+    assert json.loads(one.stdout)["streams"] == json.loads(two.stdout)["streams"]
 
 
 @pytest.mark.parametrize(("expr", "kept"), [
