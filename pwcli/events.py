@@ -6,7 +6,7 @@ Leaf module: the host records into these, the report renders them, nothing here 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -20,6 +20,14 @@ class Event:
     name: str
     args: dict[str, Any]
     result: Any = None
+
+
+class EventLog(Protocol):
+    """Where the host records events: a list, or streaming mode's tally that keeps none."""
+
+    def append(self, ev: Event) -> None: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: slice) -> list[Event]: ...
 
 
 @dataclass(slots=True)

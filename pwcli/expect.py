@@ -136,8 +136,8 @@ class Checker:
         events = session.events[self.seen_events:]
         self.seen_events = len(session.events)
         previous = dict(self.seen_actions)
-        for s in session.streams:
-            self.seen_actions[s.index] = len(s.actions)
+        for done in session.streams:
+            self.seen_actions[done.index] = len(done.actions)
         if self.trace.packets[index].expect is None:
             return
         s = self._stream_of(index, session)

@@ -197,10 +197,11 @@ class Packet(_Strict):
         return (self.dip, self.dp) if self.forward_direction else (self.sip, self.sp)
 
     @cached_property
-    def key(self) -> tuple[str, int, str, int, str]:
+    def key(self) -> tuple[str | int, ...]:
         """The canonical 5-tuple: client ip, client port, server ip, server port, protocol.
 
-        Computed once per packet (the replay and the flow check both ask)."""
+        Computed once per packet (the replay and the flow check both ask); a looped replay appends
+        the loop number (``engine.replay.packets_of``)."""
         c, s = self.client, self.server
         return (c[0], c[1], s[0], s[1], self.protocol)
 
@@ -370,8 +371,8 @@ class FlowChecker:
         self.source = source
         self.seen: Any = {}  # key -> id << 1 | tcp (a dict; a ChainMap in a fork)
         self.count = 0  # connections seen
-        self.live: dict[tuple[str, int, str, int, str], dict[str, Any]] = {}
-        self.tcp_open: set[tuple[str, int, str, int, str]] = set()
+        self.live: dict[tuple[str | int, ...], dict[str, Any]] = {}
+        self.tcp_open: set[tuple[str | int, ...]] = set()
         self.opened = False  # the last packet checked opens a stream (the replay's pairing)
 
     def fork(self, source: str) -> FlowChecker:
@@ -418,7 +419,7 @@ class FlowChecker:
             self.live.pop(key, None)
         return tag >> 1
 
-    def _see(self, key: tuple[str, int, str, int, str], tag: int) -> None:
+    def _see(self, key: tuple[str | int, ...], tag: int) -> None:
         if key not in self.seen:
             self.count += 1
         self.seen[key] = tag

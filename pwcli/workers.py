@@ -48,7 +48,7 @@ class SharedServer:
         return self.state.set_data(key, value, cas)
 
     def register_queue(self, vm_id: str, name: bytes, worker: int) -> int:
-        qid = self.state.register_queue(vm_id, name, None)  # type: ignore[arg-type]
+        qid = self.state.register_queue(vm_id, name, None)
         self.owner[qid] = worker
         return qid
 
@@ -89,9 +89,10 @@ class RemoteSharedState:
     def set_data(self, key: bytes, value: bytes, cas: int) -> bool:
         return bool(self.server.set_data(key, value, cas))
 
-    def register_queue(self, vm_id: str, name: bytes, owner: Host) -> int:
+    def register_queue(self, vm_id: str, name: bytes, owner: Host | None) -> int:
         qid = int(self.server.register_queue(vm_id, name, self.worker))
-        self.local_owner[qid] = owner
+        if owner is not None:
+            self.local_owner[qid] = owner
         return qid
 
     def resolve_queue(self, vm_id: str, name: bytes) -> int | None:

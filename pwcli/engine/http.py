@@ -10,6 +10,7 @@ callback; the response waits while the request is paused.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING, ClassVar
 
 from ..events import LocalReply
 from ..host.contexts import Message
@@ -27,6 +28,10 @@ from .messages import (
 )
 from .options import NS_PER_MS
 from .stream import Stream
+
+if TYPE_CHECKING:
+    from ..host.contexts import StreamContext
+    from .engine import Engine
 from .vm import VmFailed
 
 PAUSED_HARD = ("headers", "trailers")  # body data may still be buffered behind a body pause
@@ -45,10 +50,10 @@ REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
 
 
 class HttpStream(Stream):
-    kind = "http"
+    kind: ClassVar[str] = "http"
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
+    def __init__(self, engine: Engine, ctx: StreamContext) -> None:
+        super().__init__(engine, ctx)
         self.held: list[tuple[Packet, int]] = []  # server packets held while the request is paused
         self.local_reply_sent = False
 

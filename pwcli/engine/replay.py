@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from ..events import Event, StreamResult
 from ..plugin import Plugin
@@ -10,6 +11,9 @@ from ..trace import Packet, Trace
 from .options import ReplayOptions
 from .run import Run
 from .session import Session
+
+if TYPE_CHECKING:
+    from ..tracestream import StreamedTrace
 
 
 def replay(plugin: Plugin, trace: Trace, options: ReplayOptions | None = None, *,
@@ -36,7 +40,7 @@ def replay(plugin: Plugin, trace: Trace, options: ReplayOptions | None = None, *
     return run
 
 
-def packets_of(trace: Trace, loops: int = 1) -> Iterator[Packet]:
+def packets_of(trace: Trace | StreamedTrace, loops: int = 1) -> Iterator[Packet]:
     """The packets of every loop: from the second loop on, a packet's connection key carries
     the loop number, so each loop's connections are new connections (new streams and ids)."""
     for loop in range(loops):

@@ -8,7 +8,7 @@ them (``source/extensions/common/wasm/context.cc``: ``Context::log``, then ``Con
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..events import StreamResult
 from ..host.contexts import StreamContext
@@ -22,7 +22,7 @@ HTTP_STREAM_TYPES = (StreamType.HTTP_REQUEST, StreamType.HTTP_RESPONSE)
 
 
 class Stream:
-    kind = ""
+    kind: ClassVar[str] = ""
 
     def __init__(self, engine: Engine, ctx: StreamContext) -> None:
         self.e = engine

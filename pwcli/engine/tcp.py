@@ -8,13 +8,17 @@ Follows Envoy's network filter callbacks as proxy-wasm-cpp-host calls them
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..host.spec import PeerType, StreamType
 from ..trace import Packet
 from .callbacks import continue_or_stop
 from .stream import Stream
 from .vm import VmFailed
+
+if TYPE_CHECKING:
+    from ..host.contexts import StreamContext
+    from .engine import Engine
 
 DOWN, UP = True, False
 # What the plugin sees when a side closes, through Envoy's tcp_proxy, when the other side closes in
@@ -29,11 +33,11 @@ CLOSES: dict[tuple[bool, str], list[tuple[str, Any]]] = {
 
 
 class TcpStream(Stream):
-    kind = "tcp"
+    kind: ClassVar[str] = "tcp"
     ENDING = ("proxy_on_done", "proxy_on_log", "proxy_on_delete")
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
+    def __init__(self, engine: Engine, ctx: StreamContext) -> None:
+        super().__init__(engine, ctx)
         self.paused: set[str] = set()  # "down" | "up": the plugin stopped that side's data
 
     def open(self) -> None:

@@ -19,7 +19,7 @@ def encode_pairs(pairs: Pairs) -> bytes:
     if not pairs:
         return b""
     head = [len(pairs)]
-    body = []
+    body: list[bytes] = []
     for name, value in pairs:
         head += (len(name), len(value))
         body += (name, b"\0", value, b"\0")

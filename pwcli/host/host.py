@@ -13,9 +13,9 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..events import Event, HeaderChange, LocalReply
+from ..events import Event, EventLog, HeaderChange, LocalReply
 from ..textutil import preview as _preview
 from ..textutil import text as _text
 from .codec import Pairs, split_path
@@ -87,16 +87,28 @@ class Metric:
     samples: list[int] = field(default_factory=list)
 
 
+class SharedStore(Protocol):
+    """What a host asks of the shared data and queues; ``SharedState`` in one process, or another
+    process serving them (pwcli.workers)."""
+
+    def get_data(self, key: bytes) -> tuple[bytes, int] | None: ...
+    def set_data(self, key: bytes, value: bytes, cas: int) -> bool: ...
+    def register_queue(self, vm_id: str, name: bytes, owner: Host | None) -> int: ...
+    def resolve_queue(self, vm_id: str, name: bytes) -> int | None: ...
+    def enqueue(self, qid: int, value: bytes) -> bool: ...
+    def dequeue(self, qid: int) -> tuple[bool, bytes | None]: ...
+
+
 class SharedState:
     """Shared data and queues: per VM id, shared across the VMs of one replay.
 
-    Hosts use the methods below only, so another process can serve them (pwcli.workers)."""
+    Hosts use the methods of ``SharedStore`` only, so another process can serve them."""
 
     def __init__(self) -> None:
         self.data: dict[bytes, tuple[bytes, int]] = {}
         self.queues: dict[int, deque[bytes]] = {}
         self.queue_names: dict[tuple[str, bytes], int] = {}
-        self.queue_owner: dict[int, Host] = {}
+        self.queue_owner: dict[int, Host | None] = {}
         self.next_cas = 1
         self.next_queue = 1
 
@@ -113,7 +125,8 @@ class SharedState:
         self.next_cas += 1
         return True
 
-    def register_queue(self, vm_id: str, name: bytes, owner: Host) -> int:
+    def register_queue(self, vm_id: str, name: bytes, owner: Host | None) -> int:
+        """The queue's id; ``owner`` is told when it is ready (None: its owner is elsewhere)."""
         key = (vm_id, name)
         qid = self.queue_names.get(key)
         if qid is None:
@@ -170,12 +183,12 @@ class Callout:
 class Host:
     """One VM's host. The replay sets ``now_ns`` and the running callback; plugins call the rest."""
 
-    def __init__(self, version: str, options: HostOptions, shared: SharedState | None = None):
+    def __init__(self, version: str, options: HostOptions, shared: SharedStore | None = None):
         self.version = version
         self.opts = options
-        self.shared = shared or SharedState()
+        self.shared: SharedStore = shared or SharedState()
         self.now_ns = 0
-        self.events: list[Event] = []
+        self.events: EventLog = []
         self.sink: Callable[[Event], None] | None = None
         self.held: list[Event] | None = None  # events of the running callback, for the sink
         self.log_counts: Counter[str] = Counter()
@@ -775,7 +788,7 @@ class Host:
 
     def _grpc_open(self, name: str, kind: str, upstream: bytes, service: bytes, method: bytes,
                    metadata: Pairs | None, message: bytes, timeout_ms: int) -> tuple[int, int]:
-        args = {"upstream": _text(upstream), "service": _text(service), "method": _text(method),
+        args: dict[str, Any] = {"upstream": _text(upstream), "service": _text(service), "method": _text(method),
                 "metadata": [[_text(n), _text(v)] for n, v in metadata or []]}
         if kind == "grpc":
             args.update(message=_preview(message), timeout_ms=timeout_ms)

@@ -41,7 +41,15 @@ class Imports:
         self.host = host
         self.allocator = allocator
         self.lenient = lenient
-        self.instance = None
+        self._instance: Any = None
+        # The memory's bound methods, looked up once when the instance is attached: every host
+        # call goes through them. Before that, through the attribute (which fails as it should).
+        self.read: Callable[[int, int], bytes] = lambda p, n: self._instance.memory.read(p, n)
+        self.write: Callable[[int, bytes], None] = lambda p, d: self._instance.memory.write(p, d)
+        self.write_u32: Callable[[int, int], None] = lambda p, v: self.write(
+            p, _U32.pack(v & 0xFFFFFFFF))
+        self._check: Callable[[int, int], object] = lambda p, n: self.read(p, n)
+        self._call: Callable[..., int | None] = lambda *a: self._instance.call(*a)
         self.wasi = Wasi(host, self)
 
     @property
@@ -50,30 +58,16 @@ class Imports:
 
     @instance.setter
     def instance(self, instance: Any) -> None:
-        # The memory's bound methods, looked up once: every host call goes through them.
         self._instance = instance
         if instance is not None:
             mem = instance.memory
-            self.read = mem.read  # type: ignore[method-assign]
-            self.write = mem.write  # type: ignore[method-assign]
+            self.read = mem.read
+            self.write = mem.write
             self._call = instance.call
             fast = getattr(mem, "write_u32", None)
             if fast is not None:
-                self.write_u32 = fast  # type: ignore[method-assign]
+                self.write_u32 = fast
             self._check = getattr(mem, "check", None) or mem.read
-
-    # -- memory helpers ---------------------------------------------------------------------
-    def read(self, ptr: int, size: int) -> bytes:
-        return self.instance.memory.read(ptr, size)
-
-    def write(self, ptr: int, data: bytes) -> None:
-        self.instance.memory.write(ptr, data)
-
-    def write_u32(self, ptr: int, value: int) -> None:
-        self.write(ptr, _U32.pack(value & 0xFFFFFFFF))
-
-    def _check(self, ptr: int, size: int) -> None:
-        self.read(ptr, size)  # raises OutOfBounds
 
     def write_u64(self, ptr: int, value: int) -> None:
         self.write(ptr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
