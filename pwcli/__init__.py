@@ -17,6 +17,7 @@ Everything else (``pwcli.engine``'s modules, ``pwcli.host``, ``pwcli.runtimes``)
 
 from __future__ import annotations
 
+from . import native  # noqa: F401 - first: under PWCLI_PURE it decides how the rest is loaded
 from .engine import ReplayOptions, Run, Session, replay
 from .errors import (
     BackendError,
