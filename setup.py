@@ -1,0 +1,66 @@
+"""Builds pwcli's compiled hot path beside its pure-Python source (see pwcli/native.py).
+
+pip runs this through pyproject's build backend (``pip install .``, ``pip install -e .``, ``pip
+wheel .``). Where a C compiler is, it builds the Wasmtime crossing (pwcli/runtimes/_crossing.c) and
+compiles the host and engine modules with mypyc, from the same .py files the pure path runs. A part
+that cannot be built is left out with a warning and pwcli runs it in pure Python; ``PWCLI_PURE=1``
+at build time builds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+# The hot path: every host call and callback runs through these. effects.py stays interpreted
+# (its dataclasses name classes of modules that import it, which mypyc cannot initialise).
+COMPILED = [
+    "pwcli/events.py",
+    "pwcli/textutil.py",
+    *(f"pwcli/host/{m}.py" for m in ("codec", "contexts", "headers", "host", "imports",
+                                      "properties", "spec", "wasi")),
+    *(f"pwcli/engine/{m}.py" for m in ("callbacks", "callouts", "demux", "engine", "http",
+                                        "messages", "options", "replay", "run", "scheduler",
+                                        "session", "stream", "tcp", "vm")),
+]
+
+
+class OptionalBuildExt(build_ext):
+    """Builds what it can: a failed extension is a warning, and its module stays pure Python."""
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the pure path
+            print(f"pwcli: {ext.name} not compiled ({exc}); it runs in pure Python",
+                  file=sys.stderr)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - no compiler at all
+            print(f"pwcli: compiled parts not built ({exc}); pwcli runs in pure Python",
+                  file=sys.stderr)
+
+
+def extensions() -> list[Extension]:
+    if os.environ.get("PWCLI_PURE", "") not in ("", "0"):
+        return []
+    out = [Extension("pwcli.runtimes._crossing", ["pwcli/runtimes/_crossing.c"])]
+    try:
+        from mypyc.build import mypycify
+
+        out += mypycify(COMPILED, opt_level="3", group_name="pwcli._compiled")
+    except Exception as exc:  # noqa: BLE001 - mypyc missing or the modules do not type-check
+        print(f"pwcli: the host and engine are not compiled ({exc}); they run in pure Python",
+              file=sys.stderr)
+    return out
+
+
+os.chdir(ROOT)  # mypyc takes paths relative to the project
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
