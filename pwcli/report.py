@@ -196,10 +196,13 @@ def event_record(ev: Event) -> dict[str, Any]:
     return rec
 
 
+# One encoder for every line: json.dumps with options builds a new encoder on each call.
+_LINE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def event_line(ev: Event) -> str:
     """One JSON Lines record per event, for ``--format jsonl``."""
-    return json.dumps(event_record(ev), sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":"))
+    return _LINE(event_record(ev))
 
 
 # -- table ---------------------------------------------------------------------------------
