@@ -21,6 +21,13 @@ class Event:
     args: dict[str, Any]
     result: Any = None
 
+    def __init__(self, t_ns: int = 0, ctx: int = 0, stream: int | None = None, kind: str = "",
+                 name: str = "", args: dict[str, Any] | None = None, result: Any = None) -> None:
+        # Written out: compiled with the module (the one dataclass generates is interpreted);
+        # defaults everywhere, as copy and pickle make the object empty, then fill it.
+        self.t_ns, self.ctx, self.stream, self.kind = t_ns, ctx, stream, kind
+        self.name, self.args, self.result = name, {} if args is None else args, result
+
 
 class EventLog(Protocol):
     """Where the host records events: a list, or streaming mode's tally that keeps none."""
@@ -38,6 +45,13 @@ class HeaderChange:
     before: str | None
     after: str | None
     t_ns: int = 0
+
+    def __init__(self, map: str = "", op: str = "", name: str = "", before: str | None = None,
+                 after: str | None = None, t_ns: int = 0) -> None:
+        # Written out: compiled with the module (the one dataclass generates is interpreted);
+        # defaults everywhere, as copy and pickle make the object empty, then fill it.
+        self.map, self.op, self.name, self.before, self.after, self.t_ns = (
+            map, op, name, before, after, t_ns)
 
 
 @dataclass
@@ -72,6 +86,14 @@ class MessageResult:
     trailers: list[tuple[bytes, bytes]] | None = None
     body_changes: list[dict[str, Any]] = field(default_factory=list)
 
+    def __init__(self, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b"",
+                 trailers: list[tuple[bytes, bytes]] | None = None,
+                 body_changes: list[dict[str, Any]] | None = None) -> None:
+        # Written out: compiled with the module (the one dataclass generates is interpreted);
+        # defaults everywhere, as copy and pickle make the object empty, then fill it.
+        self.headers, self.body, self.trailers = headers, body, trailers
+        self.body_changes = [] if body_changes is None else body_changes
+
     @property
     def header_pairs(self) -> list[tuple[str, str]]:
         """The final headers as ``(name, value)`` text pairs, in order ([] when none)."""
@@ -105,6 +127,27 @@ class StreamResult:
     undelivered: list[int] = field(default_factory=list)
     downstream: bytes = b""
     upstream: bytes = b""
+
+    def __init__(self, index: int = 0, ctx: int = 0, kind: str = "", client: str = "",
+                 server: str = "", first_packet: int = 0, request: MessageResult | None = None,
+                 response: MessageResult | None = None, changes: list[HeaderChange] | None = None,
+                 local_reply: LocalReply | None = None, failure: Failure | None = None,
+                 flags: list[str] | None = None, actions: list[tuple[str, str]] | None = None,
+                 undelivered: list[int] | None = None, downstream: bytes = b"",
+                 upstream: bytes = b"") -> None:
+        # Written out: compiled with the module (the one dataclass generates is interpreted);
+        # defaults everywhere, as copy and pickle make the object empty, then fill it.
+        self.index, self.ctx, self.kind, self.client, self.server = (
+            index, ctx, kind, client, server)
+        self.first_packet = first_packet
+        self.request = MessageResult() if request is None else request
+        self.response = MessageResult() if response is None else response
+        self.changes = [] if changes is None else changes
+        self.local_reply, self.failure = local_reply, failure
+        self.flags = [] if flags is None else flags
+        self.actions = [] if actions is None else actions
+        self.undelivered = [] if undelivered is None else undelivered
+        self.downstream, self.upstream = downstream, upstream
 
     @property
     def request_headers(self) -> list[tuple[str, str]]:

@@ -28,6 +28,22 @@ class Message:
     ended: bool = False  # the end of the message went through the filter
     end_of_stream: bool = False  # the value passed to the running callback
 
+    def __init__(self, headers: HeaderMap | None = None, trailers: HeaderMap | None = None,
+                 body: bytearray | None = None, forwarded: bytearray | None = None,
+                 headers_live: bool = False, body_live: bool = False,
+                 trailers_live: bool = False, started: bool = False, paused: str | None = None,
+                 pending: deque[tuple[str, Any, bool]] | None = None, received_end: bool = False,
+                 ended: bool = False, end_of_stream: bool = False) -> None:
+        # Written out: compiled with the module (the one dataclass generates is interpreted).
+        self.headers, self.trailers = headers, trailers
+        self.body = bytearray() if body is None else body
+        self.forwarded = bytearray() if forwarded is None else forwarded
+        self.headers_live, self.body_live, self.trailers_live = (
+            headers_live, body_live, trailers_live)
+        self.started, self.paused = started, paused
+        self.pending = deque() if pending is None else pending
+        self.received_end, self.ended, self.end_of_stream = received_end, ended, end_of_stream
+
 
 class Context:
     is_root = False
