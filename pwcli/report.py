@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .events import Event, Failure, HeaderChange, LocalReply, MessageResult, StreamResult
@@ -196,8 +197,29 @@ def event_record(ev: Event) -> dict[str, Any]:
     return rec
 
 
-# One encoder for every line: json.dumps with options builds a new encoder on each call.
-_LINE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+def _line_encoder() -> Callable[[Any], str]:
+    """json.dumps(o, sort_keys=True, ensure_ascii=False, separators=(",", ":")), made once.
+
+    json.dumps with options builds an encoder on every call, and JSONEncoder.encode its C
+    encoder on every call too: this keeps one C encoder (the stdlib's own, as JSONEncoder makes
+    it) when the interpreter has it."""
+    from json import encoder
+
+    enc = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    make = getattr(encoder, "c_make_encoder", None)  # None without the C accelerator
+    if make is None:
+        return enc.encode
+    # No circular check (event records are trees): nothing is kept between calls.
+    chunks = make(None, enc.default, encoder.encode_basestring, None, ":", ",", True, False, True)
+    join = "".join
+
+    def line(o: Any) -> str:
+        return join(chunks(o, 0))
+
+    return line
+
+
+_LINE = _line_encoder()
 
 
 def event_line(ev: Event) -> str:
