@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import ipaddress
 import json
 import math
@@ -63,9 +64,14 @@ def _address(v: Any) -> str:
     if not isinstance(v, str):
         raise _err("address", "must be an IPv4 or IPv6 address string, got {v}", v=json.dumps(v))
     try:
-        return sys.intern(str(ipaddress.ip_address(v.strip())))  # shared by every packet
+        return _canonical_address(v)
     except ValueError:
         raise _err("address", "not an IPv4 or IPv6 address: {v}", v=json.dumps(v)) from None
+
+
+@functools.lru_cache(maxsize=4096)  # a trace's packets name the same few addresses again and again
+def _canonical_address(v: str) -> str:
+    return sys.intern(str(ipaddress.ip_address(v.strip())))  # shared by every packet
 
 
 def _bytes(v: Any) -> bytes:
