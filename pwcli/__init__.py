@@ -18,20 +18,23 @@ Everything else (``pwcli.engine``'s modules, ``pwcli.host``, ``pwcli.runtimes``)
 from __future__ import annotations
 
 from . import native  # noqa: F401 - first: under PWCLI_PURE it decides how the rest is loaded
-from .engine import ReplayOptions, Run, Session, replay
-from .errors import (
-    BackendError,
-    GuestTrap,
-    InputError,
-    PluginLoadError,
-    PwcliError,
-    TraceError,
-)
-from .events import Event, StreamResult
-from .golden import check as check_golden
-from .plugin import Plugin, load_plugin
-from .report import to_json
-from .trace import Packet, Trace, load_trace, parse_trace
+from . import startup
+
+with startup.own_models():  # the package's pydantic models are built by these imports
+    from .engine import ReplayOptions, Run, Session, replay
+    from .errors import (
+        BackendError,
+        GuestTrap,
+        InputError,
+        PluginLoadError,
+        PwcliError,
+        TraceError,
+    )
+    from .events import Event, StreamResult
+    from .golden import check as check_golden
+    from .plugin import Plugin, load_plugin
+    from .report import to_json
+    from .trace import Packet, Trace, load_trace, parse_trace
 
 
 def __getattr__(name: str) -> str:
