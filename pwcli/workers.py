@@ -137,7 +137,7 @@ def replay_sharded(
     expects: bool = False,
 ) -> Run:
     """Replay ``trace`` with ``workers`` processes; the merged Run. ``write_lines`` receives the
-    JSON Lines event records (worker 0's, then worker 1's, ...) when given."""
+    JSON Lines event records (worker 0's, then worker 1's, ...), in chunks, when given."""
     if expects:
         raise InputError("expect blocks are checked packet by packet: run them with --workers 1")
     ctx = multiprocessing.get_context("spawn")  # a fork would inherit engine locks
@@ -169,9 +169,11 @@ def replay_sharded(
                 for res, path in zip(ordered, paths, strict=True):
                     assert path is not None
                     with open(path, encoding="utf-8") as fh:
-                        for n, line in enumerate(fh):
-                            if res.worker == 0 or n >= res.startup_lines:
-                                write_lines(line)
+                        if res.worker:  # its VM's start-up lines: worker 0 has them already
+                            for _ in range(res.startup_lines):
+                                fh.readline()
+                        while chunk := fh.read(1 << 20):  # whole lines or not, in order
+                            write_lines(chunk)
     finally:
         manager.shutdown()
     pacer = _pacer(options)
