@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent
 # (its dataclasses name classes of modules that import it, which mypyc cannot initialise).
 COMPILED = [
     "pwcli/events.py",
+    "pwcli/eventline.py",
     "pwcli/textutil.py",
     *(f"pwcli/host/{m}.py" for m in ("codec", "contexts", "headers", "host", "imports",
                                       "properties", "spec", "wasi")),
@@ -56,7 +57,7 @@ def extensions() -> list[Extension]:
         from mypyc.build import mypycify
 
         out += mypycify(COMPILED, opt_level="3", group_name="pwcli._compiled")
-    except Exception as exc:  # noqa: BLE001 - mypyc missing or the modules do not type-check
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - mypyc missing, or a type error
         print(f"pwcli: the host and engine are not compiled ({exc}); they run in pure Python",
               file=sys.stderr)
     return out

@@ -134,7 +134,8 @@ def replay_cmd(ctx: click.Context, trace: str | None, wasm: str, runtime: str, r
     from .expect import has_expectations
     from .pacing import Progress, chain
     from .plugin import load_plugin
-    from .report import dumps, event_line, make_console, render_table, to_json
+    from .eventline import event_line
+    from .report import dumps, make_console, render_table, to_json
     from .traffic.cli import (
         is_capture,
         one_request,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .eventline import event_json, t_ms
 from .events import Event, Failure, HeaderChange, LocalReply, MessageResult, StreamResult
 
 FORMAT_VERSION = 1
@@ -31,13 +31,6 @@ def _load_rich() -> None:
 
 
 # -- JSON ----------------------------------------------------------------------------------
-def t_ms(ns: int) -> int | float:
-    """Virtual time in ms: an int when whole, else rounded to the nanosecond."""
-    if ns % 1_000_000 == 0:
-        return ns // 1_000_000
-    return round(ns / 1_000_000, 6)
-
-
 def body_json(data: bytes) -> str | dict[str, str]:
     try:
         return data.decode("utf-8")
@@ -50,15 +43,6 @@ def pairs_json(pairs: list[tuple[bytes, bytes]] | None) -> list[list[str]] | Non
         return None
     return [[n.decode("utf-8", "backslashreplace"), v.decode("utf-8", "backslashreplace")]
             for n, v in pairs]
-
-
-def event_json(ev: Event) -> dict[str, Any]:
-    out: dict[str, Any] = {"t_ms": t_ms(ev.t_ns), "ctx": ev.ctx, "kind": ev.kind, "name": ev.name}
-    if ev.args:
-        out["args"] = ev.args
-    if ev.result is not None:
-        out["result"] = ev.result
-    return out
 
 
 def failure_json(f: Failure | None) -> dict[str, Any] | None:
@@ -188,43 +172,6 @@ def to_json(run: Any) -> dict[str, Any]:
 
 def dumps(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def event_record(ev: Event) -> dict[str, Any]:
-    """An event with the stream it belongs to (None: the VM's), as the run's timeline shows it."""
-    rec = event_json(ev)
-    rec["stream"] = ev.stream
-    return rec
-
-
-def _line_encoder() -> Callable[[Any], str]:
-    """json.dumps(o, sort_keys=True, ensure_ascii=False, separators=(",", ":")), made once.
-
-    json.dumps with options builds an encoder on every call, and JSONEncoder.encode its C
-    encoder on every call too: this keeps one C encoder (the stdlib's own, as JSONEncoder makes
-    it) when the interpreter has it."""
-    from json import encoder
-
-    enc = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    make = getattr(encoder, "c_make_encoder", None)  # None without the C accelerator
-    if make is None:
-        return enc.encode
-    # No circular check (event records are trees): nothing is kept between calls.
-    chunks = make(None, enc.default, encoder.encode_basestring, None, ":", ",", True, False, True)
-    join = "".join
-
-    def line(o: Any) -> str:
-        return join(chunks(o, 0))
-
-    return line
-
-
-_LINE = _line_encoder()
-
-
-def event_line(ev: Event) -> str:
-    """One JSON Lines record per event, for ``--format jsonl``."""
-    return _LINE(event_record(ev))
 
 
 # -- table ---------------------------------------------------------------------------------

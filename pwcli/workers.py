@@ -198,7 +198,7 @@ def _worker(k: int, n: int, plugin: Plugin, trace: Any, options: ReplayOptions, 
         fh = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
         sink = None
         if fh is not None:
-            from .report import event_line
+            from .eventline import event_line
 
             def sink(ev: Any) -> None:
                 lines[0] += 1

@@ -13,7 +13,8 @@ from pwcli.cli import main
 from pwcli.errors import TraceError
 from pwcli.plugin import load_plugin
 from pwcli.engine import ReplayOptions, Session, replay
-from pwcli.report import event_line, summary
+from pwcli.eventline import event_line
+from pwcli.report import summary
 from pwcli.trace import FlowChecker, load_trace, parse_trace
 from pwcli.tracestream import StreamedTrace, iter_array, iter_jsonl, open_trace
 

@@ -34,7 +34,8 @@ def safe_json(data: Any) -> str:
 def report_data(run: Any, *, comparison: Any = None, golden: Any = None) -> dict[str, Any]:
     """What the page shows: the JSON report, every event in order (logs included), and the
     comparisons' differences with the stream each belongs to."""
-    from ..report import event_record, to_json
+    from ..eventline import event_record
+    from ..report import to_json
 
     timeline = [event_record(ev) for ev in run.events]
     data: dict[str, Any] = {"report": to_json(run), "timeline": timeline,

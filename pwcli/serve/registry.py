@@ -14,7 +14,7 @@ from typing import Any
 
 from ..engine import Session
 from ..events import Event
-from ..report import event_line
+from ..eventline import event_line
 
 KEEP_STREAMS = 1000  # finished streams a VM's report keeps (older ones are counted, then dropped)
 

@@ -135,7 +135,7 @@ class Runs:
         from ..errors import PwcliError
         from ..html.report import report_data
         from ..plugin import load_plugin
-        from ..report import event_record
+        from ..eventline import event_record
 
         self.publish({"type": "started", "id": run.id, "label": run.spec.label()})
 
