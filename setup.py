@@ -56,7 +56,9 @@ def extensions() -> list[Extension]:
     try:
         from mypyc.build import mypycify
 
-        out += mypycify(COMPILED, opt_level="3", group_name="pwcli._compiled")
+        # A library the build cannot see is typed Any rather than failing the build.
+        out += mypycify(["--ignore-missing-imports", *COMPILED], opt_level="3",
+                        group_name="pwcli._compiled")
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - mypyc missing, or a type error
         print(f"pwcli: the host and engine are not compiled ({exc}); they run in pure Python",
               file=sys.stderr)
