@@ -9,6 +9,7 @@ answers in ``scheduler.py`` and ``callouts.py``; the report's ``Run`` in ``run.p
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ class Engine:
         self.options = options
         self.inputs = Inputs.resolve(options, trace)
         self.envoy_headers = options.envoy_headers
+        self.rng = random.Random()  # reseeded for each stream's x-request-id (messages.request_id)
         self.shared: Any = SharedState()
         self.sink = sink  # each event as it happens (--format jsonl)
         # Streaming mode: finished streams go to stream_sink and are dropped, events are counted,

@@ -66,8 +66,8 @@ class HttpStream(Stream):
         if s.finished:
             return
         if not s.req.started:
-            rid = request_id(self.e.options.seed, self.result.index) if self.e.envoy_headers \
-                else None
+            rid = request_id(self.e.options.seed, self.result.index, self.e.rng) \
+                if self.e.envoy_headers else None
             s.req.headers = HeaderMap(request_headers(p, rid))
         self._queue(s.req, p)
         if p.end_stream:

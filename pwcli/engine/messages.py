@@ -4,7 +4,6 @@ the local reply Envoy builds (``source/common/http/utility.cc``: ``Utility::enco
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -109,9 +108,18 @@ def framing(p: Packet, names: set[str], *, response: bool = False) -> list[tuple
     return []
 
 
-def request_id(seed: int, stream: int) -> str:
-    """A version-4 UUID for ``x-request-id``, the same for the same seed and stream number."""
-    return str(uuid.UUID(int=random.Random(f"{seed}:{stream}").getrandbits(128), version=4))
+def request_id(seed: int, stream: int, rng: random.Random | None = None) -> str:
+    """A version-4 UUID for ``x-request-id``, the same for the same seed and stream number.
+
+    128 random bits from a generator seeded with ``"seed:stream"``, as ``uuid.UUID(int=...,
+    version=4)`` makes them a UUID (version and variant bits set) and writes them. ``rng``: a
+    generator to reseed instead of making one (the engine keeps one per replay)."""
+    rng = rng if rng is not None else random.Random()
+    rng.seed(f"{seed}:{stream}")
+    n = rng.getrandbits(128)
+    n = (n & ~(0xC000 << 48) | 0x8000 << 48) & ~(0xF000 << 64) | 4 << 76
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def local_reply_headers(lr: LocalReply) -> Pairs:
