@@ -52,7 +52,9 @@ class OptionalBuildExt(build_ext):
 def extensions() -> list[Extension]:
     if os.environ.get("PWCLI_PURE", "") not in ("", "0"):
         return []
-    out = [Extension("pwcli.runtimes._crossing", ["pwcli/runtimes/_crossing.c"])]
+    out = [Extension("pwcli.runtimes._crossing",
+                     ["pwcli/runtimes/_crossing.c", "pwcli/runtimes/_crossing_memory.c"],
+                     depends=["pwcli/runtimes/_crossing.h"])]
     try:
         from mypyc.build import mypycify
 

@@ -4,53 +4,29 @@
  * for every host call. Through ctypes each crossing converts its arguments through ctypes objects and
  * takes the GIL with PyGILState_Ensure; here a host function is an unchecked C callback that calls
  * the Python function with the wasm arguments as ints, and a guest call packs its arguments on the C
- * stack. Nothing of proxy-wasm is here: which function is called, what it does and how a trap is
- * reported stay in Python. Without this module (no compiler, or PWCLI_PURE=1) wasmtime.py does the
- * same through ctypes.
+ * stack; linear memory is read and written in _crossing_memory.c. Nothing of proxy-wasm is here:
+ * which function is called, what it does and how a trap is reported stay in Python. Without this
+ * module (no compiler, or PWCLI_PURE=1) wasmtime_crossing.py does the same through ctypes.
  *
  * The functions come from the wasmtime wheel's own library (dlopen of the path wasmtime-py loaded),
- * declared here as in Wasmtime's C API headers (wasmtime/func.h, wasmtime/store.h, wasm.h):
- *   wasmtime_func_call_unchecked, wasmtime_caller_context, wasmtime_linker_define_func_unchecked,
- *   wasmtime_trap_new, wasmtime_context_set_fuel / get_fuel, wasmtime_context_set_epoch_deadline.
- * pyproject pins the wasmtime major version these declarations follow.
+ * declared in _crossing.h as in Wasmtime's C API headers: wasmtime_func_call_unchecked,
+ * wasmtime_caller_context, wasmtime_linker_define_func_unchecked, wasmtime_trap_new,
+ * wasmtime_context_set_fuel / get_fuel, wasmtime_context_set_epoch_deadline, wasmtime_memory_data
+ * and _data_size. pyproject pins the wasmtime major version these declarations follow.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <dlfcn.h>
-#include <stdint.h>
-#include <string.h>
-#include <time.h>
+#include "_crossing.h"
 
-typedef union {          /* wasmtime_val_raw_t: 16 bytes */
-    int32_t i32;
-    int64_t i64;
-    float f32;
-    double f64;
-    uint8_t v128[16];
-    void *funcref;
-} raw_t;
-
-typedef struct {         /* wasmtime_func_t */
-    uint64_t store_id;
-    void *private_;
-} func_t;
-
-typedef void *(*callback_t)(void *env, void *caller, raw_t *args, size_t nargs);
-
-static void *(*call_unchecked)(void *ctx, const func_t *f, raw_t *args, size_t n, void **trap);
-static void *(*caller_context)(void *caller);
-static void *(*trap_new)(const char *msg, size_t len);
-static void *(*define_unchecked)(void *linker, const char *module, size_t module_len,
-                                 const char *name, size_t name_len, const void *type,
-                                 callback_t cb, void *env, void (*finalizer)(void *));
-static void *(*set_fuel)(void *ctx, uint64_t fuel);
-static void *(*get_fuel)(void *ctx, uint64_t *fuel);
-static void (*set_epoch_deadline)(void *ctx, uint64_t ticks);
-static uint8_t *(*memory_data)(void *ctx, const void *memory);
-static size_t (*memory_data_size)(void *ctx, const void *memory);
-
-#define MAX_SLOTS 32     /* arguments or results of one call; more goes through ctypes */
+void *(*call_unchecked)(void *ctx, const func_t *f, raw_t *args, size_t n, void **trap);
+void *(*caller_context)(void *caller);
+void *(*trap_new)(const char *msg, size_t len);
+void *(*define_unchecked)(void *linker, const char *module, size_t module_len, const char *name,
+                          size_t name_len, const void *type, callback_t cb, void *env,
+                          void (*finalizer)(void *));
+void *(*set_fuel)(void *ctx, uint64_t fuel);
+void *(*get_fuel)(void *ctx, uint64_t *fuel);
+void (*set_epoch_deadline)(void *ctx, uint64_t ticks);
+uint8_t *(*memory_data)(void *ctx, const void *memory);
+size_t (*memory_data_size)(void *ctx, const void *memory);
 
 /* Value kinds, one letter each: i32, i64, f32, f64. */
 static int kind_of(const char *t) {
@@ -88,12 +64,6 @@ static int from_python(int kind, PyObject *o, raw_t *v) {
 
 /* -- the watchdog's state: read by the C call, advanced by the Python watchdog thread -------- */
 
-typedef struct {
-    PyObject_HEAD
-    double deadline;      /* time.monotonic() after which the running call is interrupted; 0: none */
-    unsigned long long epoch;  /* epochs the watchdog has added to the engine */
-} Deadline;
-
 static PyMemberDef deadline_members[] = {
     {"deadline", T_DOUBLE, offsetof(Deadline, deadline), 0, "interrupt the call after this"},
     {"epoch", T_ULONGLONG, offsetof(Deadline, epoch), 0, "epochs added to the engine"},
@@ -111,50 +81,6 @@ static PyTypeObject DeadlineType = {
 };
 
 /* -- one instance's crossings ------------------------------------------------------------------ */
-
-typedef struct Crossing Crossing;
-
-typedef struct {
-    Crossing *owner;
-    PyObject *fn;
-    int nparams;
-    char params[MAX_SLOTS];
-    char result;          /* 0: none */
-} HostFn;
-
-typedef struct {
-    func_t func;
-    int nparams;
-    int nslots;
-    char params[MAX_SLOTS];
-    char result;
-} GuestFn;
-
-struct Crossing {
-    PyObject_HEAD
-    void *store_ctx;
-    void *caller;         /* the caller of the running host function, or NULL */
-    PyThreadState *tstate;
-    int depth;            /* guest calls in progress: > 0 inside a host function */
-    unsigned long long fuel_start;
-    unsigned long long fuel_used;
-    unsigned long long seen_epoch;
-    double wall;          /* seconds; 0: no wall-clock guard */
-    Deadline *deadline;
-    PyObject *pending;    /* the exception a host function raised, for Python to translate */
-    PyObject *funcs;      /* name -> capsule of a GuestFn */
-    PyObject *on_trap;    /* on_trap(is_error, address) -> the exception to raise */
-    PyObject *on_missing; /* on_missing(name): export(name, ...) it, or raise KeyError */
-    HostFn **hosts;
-    Py_ssize_t nhosts;
-    /* Linear memory, which never moves (memory_may_move is off): base and size are re-read only
-     * when an access goes past the known end, since the guest may have grown it. */
-    uint64_t memory[4];   /* wasmtime_memory_t, copied */
-    int has_memory;
-    uint8_t *base;
-    uint64_t size;
-    PyObject *out_of_bounds;  /* the exception class of an access outside the memory */
-};
 
 static double monotonic(void) {
     struct timespec ts;
@@ -372,118 +298,6 @@ static PyObject *Crossing_define(Crossing *c, PyObject *args) {
         PyErr_Format(PyExc_RuntimeError, "wasmtime refused host function %s.%s", module, name);
         return NULL;
     }
-    Py_RETURN_NONE;
-}
-
-/* -- linear memory ------------------------------------------------------------------------- */
-
-static void *current_context(Crossing *c) {
-    return c->caller != NULL ? caller_context(c->caller) : c->store_ctx;
-}
-
-static void refresh(Crossing *c) {
-    void *ctx = current_context(c);
-    c->size = memory_data_size(ctx, c->memory);
-    c->base = memory_data(ctx, c->memory);
-}
-
-/* 0 when [ptr, ptr + len) is inside the memory, else -1 with OutOfBounds(ptr, len) raised. */
-static int in_bounds(Crossing *c, long long ptr, long long len) {
-    if (ptr >= 0 && len >= 0 && (uint64_t)ptr + (uint64_t)len <= c->size) return 0;
-    if (c->has_memory) refresh(c);
-    if (ptr >= 0 && len >= 0 && (uint64_t)ptr + (uint64_t)len <= c->size) return 0;
-    PyObject *exc = PyObject_CallFunction(c->out_of_bounds, "LL", ptr, len);
-    if (exc != NULL) {
-        PyErr_SetObject(c->out_of_bounds, exc);
-        Py_DECREF(exc);
-    }
-    return -1;
-}
-
-static int two_ints(PyObject *const *args, Py_ssize_t nargs, long long *a, long long *b) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "two arguments expected");
-        return -1;
-    }
-    *a = PyLong_AsLongLong(args[0]);
-    if (*a == -1 && PyErr_Occurred()) return -1;
-    *b = PyLong_AsLongLong(args[1]);
-    if (*b == -1 && PyErr_Occurred()) return -1;
-    return 0;
-}
-
-/* read(ptr, size) -> bytes */
-static PyObject *Crossing_read(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
-    long long ptr, len;
-    if (two_ints(args, nargs, &ptr, &len) < 0 || in_bounds(c, ptr, len) < 0) return NULL;
-    return PyBytes_FromStringAndSize((const char *)c->base + ptr, (Py_ssize_t)len);
-}
-
-/* check(ptr, size): raise OutOfBounds unless the range is inside the memory */
-static PyObject *Crossing_check(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
-    long long ptr, len;
-    if (two_ints(args, nargs, &ptr, &len) < 0 || in_bounds(c, ptr, len) < 0) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* write(ptr, data) */
-static PyObject *Crossing_write(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write(ptr, data)");
-        return NULL;
-    }
-    long long ptr = PyLong_AsLongLong(args[0]);
-    if (ptr == -1 && PyErr_Occurred()) return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
-    int ok = in_bounds(c, ptr, (long long)view.len) == 0;
-    if (ok) memcpy(c->base + ptr, view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
-    if (!ok) return NULL;
-    Py_RETURN_NONE;
-}
-
-/* write_u32(ptr, value): little-endian, value taken modulo 2**32 */
-static PyObject *Crossing_write_u32(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write_u32(ptr, value)");
-        return NULL;
-    }
-    long long ptr = PyLong_AsLongLong(args[0]);
-    if (ptr == -1 && PyErr_Occurred()) return NULL;
-    unsigned long long v = PyLong_AsUnsignedLongLongMask(args[1]);
-    if (v == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
-    if (in_bounds(c, ptr, 4) < 0) return NULL;
-    uint8_t *p = c->base + ptr;
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-    Py_RETURN_NONE;
-}
-
-/* size(): the memory's size in bytes now */
-static PyObject *Crossing_size(Crossing *c, PyObject *unused) {
-    (void)unused;
-    if (c->has_memory) refresh(c);
-    return PyLong_FromUnsignedLongLong(c->size);
-}
-
-/* attach_memory(address, struct_size, out_of_bounds): the instance's exported memory */
-static PyObject *Crossing_attach_memory(Crossing *c, PyObject *args) {
-    unsigned long long addr;
-    Py_ssize_t size;
-    PyObject *oob;
-    if (!PyArg_ParseTuple(args, "KnO", &addr, &size, &oob)) return NULL;
-    if (size <= 0 || (size_t)size > sizeof(c->memory)) {
-        PyErr_SetString(PyExc_ValueError, "unexpected wasmtime_memory_t size");
-        return NULL;
-    }
-    memcpy(c->memory, (const void *)(uintptr_t)addr, (size_t)size);
-    Py_INCREF(oob);
-    Py_XSETREF(c->out_of_bounds, oob);
-    c->has_memory = 1;
-    refresh(c);
     Py_RETURN_NONE;
 }
 
