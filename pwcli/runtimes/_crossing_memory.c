@@ -41,6 +41,17 @@ static int two_ints(PyObject *const *args, Py_ssize_t nargs, long long *a, long 
     return 0;
 }
 
+/* The pointer of a (ptr, value) call; -1 with an exception set when the call is malformed. */
+static int pointer_and_value(PyObject *const *args, Py_ssize_t nargs, const char *usage,
+                             long long *ptr) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    *ptr = PyLong_AsLongLong(args[0]);
+    return *ptr == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 /* read(ptr, size) -> bytes */
 PyObject *Crossing_read(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
     long long ptr, len;
@@ -57,12 +68,8 @@ PyObject *Crossing_check(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
 
 /* write(ptr, data) */
 PyObject *Crossing_write(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write(ptr, data)");
-        return NULL;
-    }
-    long long ptr = PyLong_AsLongLong(args[0]);
-    if (ptr == -1 && PyErr_Occurred()) return NULL;
+    long long ptr;
+    if (pointer_and_value(args, nargs, "write(ptr, data)", &ptr) < 0) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
     int ok = in_bounds(c, ptr, (long long)view.len) == 0;
@@ -74,12 +81,8 @@ PyObject *Crossing_write(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
 
 /* write_u32(ptr, value): little-endian, value taken modulo 2**32 */
 PyObject *Crossing_write_u32(Crossing *c, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "write_u32(ptr, value)");
-        return NULL;
-    }
-    long long ptr = PyLong_AsLongLong(args[0]);
-    if (ptr == -1 && PyErr_Occurred()) return NULL;
+    long long ptr;
+    if (pointer_and_value(args, nargs, "write_u32(ptr, value)", &ptr) < 0) return NULL;
     unsigned long long v = PyLong_AsUnsignedLongLongMask(args[1]);
     if (v == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
     if (in_bounds(c, ptr, 4) < 0) return NULL;
