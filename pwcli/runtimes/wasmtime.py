@@ -185,9 +185,6 @@ class WasmtimeInstance:
                                     OutOfBounds)
         self.memory = self.crossing
 
-    def _context(self) -> int:
-        return self.crossing.context()  # type: ignore[no-any-return]
-
     def has_export(self, name: str) -> bool:
         known = self._has.get(name)
         if known is None:
