@@ -1,5 +1,6 @@
 """--workers N: connections sharded by 5-tuple across processes, one VM each (as Envoy runs one VM
-per worker thread), shared data and queues served to all of them by one server process.
+per worker thread), shared data and queues served to all of them by one server process (started
+only for a plugin that imports a shared data or queue function).
 
 Every worker reads the whole trace and pairs every packet (pwcli.trace.FlowChecker), so all of them
 number connections, streams and contexts as one replay of the whole trace would: connection ``c``
@@ -141,10 +142,12 @@ def replay_sharded(
     if expects:
         raise InputError("expect blocks are checked packet by packet: run them with --workers 1")
     ctx = multiprocessing.get_context("spawn")  # a fork would inherit engine locks
-    manager = _Manager(ctx=ctx)
-    manager.start()
+    # The server process only when the plugin can reach shared data or queues at all.
+    manager = _Manager(ctx=ctx) if shares_state(plugin) else None
+    if manager is not None:
+        manager.start()
     try:
-        server = manager.SharedServer()  # type: ignore[attr-defined]
+        server = manager.SharedServer() if manager is not None else None  # type: ignore[attr-defined]
         with tempfile.TemporaryDirectory(prefix="pwcli-workers-") as tmp:
             paths = [os.path.join(tmp, f"{k}.jsonl") if write_lines else None
                      for k in range(workers)]
@@ -175,12 +178,27 @@ def replay_sharded(
                         while chunk := fh.read(1 << 20):  # whole lines or not, in order
                             write_lines(chunk)
     finally:
-        manager.shutdown()
+        if manager is not None:
+            manager.shutdown()
     pacer = _pacer(options)
     if pacer is not None:
         for res in ordered:
             pacer.merge(res.pacing)
     return merge(ordered)
+
+
+# The host functions that reach the shared data and queues (proxy-wasm's shared_data/shared_queue).
+SHARED_STATE_FUNCTIONS = frozenset({
+    "proxy_get_shared_data", "proxy_set_shared_data", "proxy_register_shared_queue",
+    "proxy_resolve_shared_queue", "proxy_enqueue_shared_queue", "proxy_dequeue_shared_queue",
+})
+
+
+def shares_state(plugin: Plugin) -> bool:
+    """Whether the plugin imports a shared data or queue function: without one, nothing a worker's
+    VM does can be seen by another, and the workers need no server between them."""
+    return any(imp.module == "env" and imp.name in SHARED_STATE_FUNCTIONS
+               for imp in plugin.info.imports)
 
 
 def _pacer(options: ReplayOptions) -> Any:
@@ -206,7 +224,8 @@ def _worker(k: int, n: int, plugin: Plugin, trace: Any, options: ReplayOptions, 
 
         session = Session(plugin, options, trace, sink,
                           on_stream=(lambda r: None) if streaming else None,
-                          shared=RemoteSharedState(server, k), shard=(k, n))
+                          shared=RemoteSharedState(server, k) if server is not None else None,
+                          shard=(k, n))
         # What every worker's VM start-up did: counted once in the merged report.
         res.startup_logs = dict(session.engine.vm.host.log_counts)
         res.startup_lines = lines[0]

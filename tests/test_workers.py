@@ -13,10 +13,13 @@ from click.testing import CliRunner
 from pwcli.cli import main
 from pwcli.host.effects import QueueReady
 from pwcli.host.host import Host, HostOptions
+from pwcli import workers
+from pwcli.plugin import load_plugin
 from pwcli.workers import RemoteSharedState, SharedServer, _Manager
 
 ROOT = Path(__file__).resolve().parent.parent
 MYPROJECT = str(ROOT / "example" / "myproject.wasm")
+GO = str(ROOT / "example" / "go_wasip1.wasm")
 
 
 def http_packets(streams: int, per_conn: int = 1) -> list[dict[str, Any]]:
@@ -125,3 +128,21 @@ def test_the_local_shared_state_keeps_its_behaviour() -> None:
     assert server.register_queue("vm", b"q", 3) == 1
     assert server.enqueue(1, b"x") and server.ready(3) == [1] and server.ready(3) == []
     assert not server.enqueue(2, b"x")
+
+
+def test_the_shared_state_server_starts_only_for_a_plugin_that_can_reach_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not workers.shares_state(load_plugin(MYPROJECT))
+    assert workers.shares_state(load_plugin(GO))  # it imports proxy_get/set_shared_data
+    started: list[str] = []
+    start = _Manager.start
+    monkeypatch.setattr(_Manager, "start", lambda self: (started.append("server"), start(self))[1])
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(http_packets(4)))
+    assert replay(path, "--workers", "2").stdout == replay(path).stdout
+    assert started == []
+    shared = replay(ROOT / "traces" / "go_headers.json", "--workers", "2", wasm=GO)
+    assert started == ["server"]
+    sets = [e for s in json.loads(shared.stdout)["streams"] for e in s["events"]
+            if e["name"] == "proxy_set_shared_data"]
+    assert [e["result"] for e in sets] == ["OK", "OK"]  # through the server, each from its worker
