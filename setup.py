@@ -17,6 +17,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+CROSSING = "pwcli.runtimes._crossing"
 # The hot path: every host call and callback runs through these. effects.py stays interpreted
 # (its dataclasses name classes of modules that import it, which mypyc cannot initialise).
 COMPILED = [
@@ -34,25 +35,36 @@ COMPILED = [
 class OptionalBuildExt(build_ext):
     """Builds what it can: a failed extension is a warning, and its module stays pure Python."""
 
+    failed: set[str]
+
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the pure path
+            self.failed.add(ext.name)
             print(f"pwcli: {ext.name} not compiled ({exc}); it runs in pure Python",
                   file=sys.stderr)
 
     def run(self) -> None:
+        self.failed = set()
         try:
             super().run()
         except Exception as exc:  # noqa: BLE001 - no compiler at all
             print(f"pwcli: compiled parts not built ({exc}); pwcli runs in pure Python",
                   file=sys.stderr)
+        # mypyc's modules load together (each needs the group's library): one missing, none kept.
+        group = [e for e in self.extensions if e.name != CROSSING]
+        if any(e.name in self.failed for e in group):
+            for e in group:
+                built = Path(self.get_ext_fullpath(e.name))
+                if built.exists():
+                    built.unlink()
 
 
 def extensions() -> list[Extension]:
     if os.environ.get("PWCLI_PURE", "") not in ("", "0"):
         return []
-    out = [Extension("pwcli.runtimes._crossing",
+    out = [Extension(CROSSING,
                      ["pwcli/runtimes/_crossing.c", "pwcli/runtimes/_crossing_memory.c"],
                      depends=["pwcli/runtimes/_crossing.h"])]
     try:
