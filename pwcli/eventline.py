@@ -83,16 +83,13 @@ def _plain(v: Any) -> bool:
 
 def event_line(ev: Event) -> str:
     """One JSON Lines record per event, for ``--format jsonl``."""
-    args, result = ev.args, ev.result
-    if not _plain(args) or not _plain(result):
-        return dumps(event_record(ev))
-    rec: dict[str, Any] = {"ctx": ev.ctx, "kind": ev.kind, "name": ev.name, "stream": ev.stream}
-    if args:
-        rec["args"] = args
-    if result is not None:
-        rec["result"] = result
-    try:
-        head = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS).decode()
-    except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate)
-        return dumps(event_record(ev))
-    return f'{head[:-1]},"t_ms":{t_ms(ev.t_ns)!r}}}'
+    rec = event_record(ev)
+    if _plain(ev.args) and _plain(ev.result):
+        t = rec.pop("t_ms")  # sorts last of the record's keys: written after the rest
+        try:
+            head = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate)
+            rec["t_ms"] = t
+        else:
+            return f'{head[:-1]},"t_ms":{t!r}}}'
+    return dumps(rec)

@@ -29,14 +29,15 @@ def module(name: str) -> ModuleType | None:
         return None
 
 
+def _is_compiled(mod: ModuleType) -> bool:
+    spec = getattr(mod, "__spec__", None)
+    return spec is not None and isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
+
+
 def compiled() -> list[str]:
     """The pwcli modules this process runs compiled (loaded from extension modules)."""
-    return sorted(
-        name for name, mod in list(sys.modules.items())
-        if name.startswith("pwcli.") and isinstance(
-            getattr(mod, "__spec__", None) and mod.__spec__.loader,  # type: ignore[union-attr]
-            importlib.machinery.ExtensionFileLoader)
-    )
+    return sorted(name for name, mod in list(sys.modules.items())
+                  if name.startswith("pwcli.") and _is_compiled(mod))
 
 
 def describe() -> str:
@@ -46,7 +47,7 @@ def describe() -> str:
     crossing = module("pwcli.runtimes._crossing") is not None
     import pwcli.host.host as host  # a module of the hot path, loaded for any replay anyway
 
-    mypyc = isinstance(host.__spec__.loader, importlib.machinery.ExtensionFileLoader)
+    mypyc = _is_compiled(host)
     if crossing and mypyc:
         return "compiled hot path (C crossing; host and engine built by mypyc)"
     if crossing or mypyc:

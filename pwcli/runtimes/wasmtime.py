@@ -1,8 +1,8 @@
 """Wasmtime backend: set-up through wasmtime-py, hot paths through the C API of the wheel's library.
 
-Host functions are unchecked callbacks and guest calls unchecked calls, both through a crossing
-(``wasmtime_crossing``: in C when built, else through ctypes); linear memory is read and written
-through a memoryview over the engine's memory (which never moves: ``memory_may_move`` is off).
+Host functions are unchecked callbacks and guest calls unchecked calls, and linear memory (which
+never moves: ``memory_may_move`` is off) is read and written in place, all through a crossing
+(``wasmtime_crossing``: in C when built, else through ctypes and a memoryview).
 ``wasmtime._ffi`` is a private module of the wheel: only this file and the crossing touch it, and
 pyproject pins the wasmtime major version.
 """

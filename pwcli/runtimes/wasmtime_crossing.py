@@ -24,8 +24,10 @@ given the instance's exported memory, the crossing is also the instance's ``Memo
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 from collections.abc import Callable, Sequence
+from time import monotonic as _monotonic
 from typing import Any
 
 from wasmtime import _ffi as ffi
@@ -79,7 +81,6 @@ _FMT = {"i32": "I12x", "i64": "q8x", "f32": "f12x", "f64": "d8x"}
 _MASK = {"i32": 0xFFFFFFFF, "i64": None, "f32": None, "f64": None}
 _RESULT_CTYPE = {"i32": ctypes.c_uint32, "i64": ctypes.c_int64, "f32": ctypes.c_float,
                  "f64": ctypes.c_double}
-_monotonic = __import__("time").monotonic
 
 
 def _args_struct(types: Sequence[str]) -> struct.Struct:
@@ -269,8 +270,10 @@ class CtypesCrossing:
         return respack.unpack_from(buf, 0)[0]  # type: ignore[no-any-return]
 
 
+@functools.cache
 def crossing_class() -> type[Any]:
-    """The C crossing when it is built and wanted, else the ctypes one."""
+    """The C crossing when it is built and wanted (bound to the wheel's library once), else the
+    ctypes one."""
     mod = native.module("pwcli.runtimes._crossing")
     if mod is None:
         return CtypesCrossing
